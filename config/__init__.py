@@ -1,0 +1,1 @@
+"""Default configuration files shipped with local-brain (installed as local_brain.defaults)."""

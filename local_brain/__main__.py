@@ -1,0 +1,3 @@
+from local_brain.cli import main
+
+main()
