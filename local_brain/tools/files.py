@@ -1,0 +1,230 @@
+"""File tools: read_file, list_directory, file_info."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+from local_brain.errors import ToolError
+from local_brain.tools import Param, ToolSpec
+from local_brain.workspace import Workspace
+
+# Files larger than this are not scanned to the end just to count their lines.
+LINE_COUNT_LIMIT_BYTES = 32 * 1024 * 1024
+
+LANGUAGES_BY_SUFFIX = {
+    ".py": "Python", ".pyi": "Python", ".js": "JavaScript", ".mjs": "JavaScript",
+    ".cjs": "JavaScript", ".jsx": "JavaScript (JSX)", ".ts": "TypeScript", ".tsx": "TypeScript (TSX)",
+    ".go": "Go", ".rs": "Rust", ".java": "Java", ".kt": "Kotlin", ".c": "C", ".h": "C/C++ header",
+    ".cc": "C++", ".cpp": "C++", ".cxx": "C++", ".hpp": "C++ header", ".rb": "Ruby", ".php": "PHP",
+    ".cs": "C#", ".swift": "Swift", ".scala": "Scala", ".sh": "Shell", ".bash": "Shell",
+    ".md": "Markdown", ".rst": "reStructuredText", ".txt": "Text", ".json": "JSON",
+    ".yaml": "YAML", ".yml": "YAML", ".toml": "TOML", ".ini": "INI", ".cfg": "INI",
+    ".html": "HTML", ".css": "CSS", ".sql": "SQL", ".xml": "XML", ".lua": "Lua",
+}  # fmt: skip
+LANGUAGES_BY_NAME = {
+    "Makefile": "Makefile", "Dockerfile": "Dockerfile", "CMakeLists.txt": "CMake",
+    "Gemfile": "Ruby", "Rakefile": "Ruby",
+}  # fmt: skip
+
+
+def language_of(path: Path) -> str:
+    return LANGUAGES_BY_NAME.get(path.name) or LANGUAGES_BY_SUFFIX.get(
+        path.suffix.lower(), "unknown"
+    )
+
+
+# -- read_file --------------------------------------------------------------------------
+
+
+def read_file(ws: Workspace, path: str, start_line: int = 1, end_line: int | None = None) -> str:
+    target = ws.resolve(path)
+    shown = ws.relative(target)
+    if target.is_dir():
+        raise ToolError(f"{shown} is a directory; use list_directory")
+    if not target.is_file():
+        raise ToolError(f"{shown} is not a regular file")
+    size = target.stat().st_size
+    if ws.is_binary(target):
+        raise ToolError(f"{shown} is a binary file ({_human_size(size)}); use file_info")
+    start = max(1, start_line)
+    if end_line is not None and end_line < start:
+        raise ToolError(f"end_line ({end_line}) is before start_line ({start})")
+    last_wanted = start + ws.max_read_lines - 1
+    if end_line is not None:
+        last_wanted = min(end_line, last_wanted)
+
+    rows: list[str] = []
+    chars = 0
+    line_number = 0
+    cut_by_chars = False
+    total_known = size <= LINE_COUNT_LIMIT_BYTES
+    for line_number, text in enumerate(ws.iter_lines(target), start=1):
+        if start <= line_number <= last_wanted and not cut_by_chars:
+            row = f"{line_number:>6}  {text}"
+            if chars + len(row) > ws.max_read_chars and rows:
+                cut_by_chars = True
+                last_wanted = line_number - 1
+            else:
+                rows.append(row)
+                chars += len(row) + 1
+        elif line_number > last_wanted and not total_known:
+            break
+    total = line_number
+    if total == 0:
+        return f"{shown}: empty file (0 lines)"
+    if start > total and total_known:
+        raise ToolError(f"{shown} has only {total} lines; start_line {start} is past the end")
+    last_shown = start + len(rows) - 1
+    total_text = str(total) if total_known else f"more than {last_shown} ({_human_size(size)})"
+    header = f"{shown}: lines {start}-{last_shown} of {total_text}"
+    more = (not total_known) or last_shown < total
+    if more and (end_line is None or last_shown < end_line):
+        footer = f"[truncated: call read_file({shown!r}, start_line={last_shown + 1}) to read on]"
+        return "\n".join([header, *rows, footer])
+    return "\n".join([header, *rows])
+
+
+# -- list_directory -----------------------------------------------------------------------
+
+
+def list_directory(ws: Workspace, path: str = ".", pattern: str = "*") -> str:
+    target = ws.resolve(path)
+    shown = ws.relative(target)
+    if not target.is_dir():
+        raise ToolError(f"{shown} is not a directory; use read_file or file_info")
+    pattern = (pattern or "*").strip()
+    recursive = "**" in pattern
+    files = _visible_files(ws, target)
+    if recursive:
+        matcher = _recursive_matcher(pattern)
+        entries = sorted(rel for rel in files if matcher(rel))
+    else:
+        children: set[str] = set()
+        for rel in files:
+            head, sep, _ = rel.partition("/")
+            children.add(head + "/" if sep else head)
+        entries = sorted(
+            (child for child in children if fnmatch.fnmatch(child.rstrip("/"), pattern)),
+            key=lambda name: (not name.endswith("/"), name.lower()),
+        )
+    prefix = "" if shown == "." else shown + "/"
+    if not entries:
+        return f"{prefix or './'}: no entries match {pattern!r}"
+    limit = ws.max_list_entries
+    lines = [f"{prefix or './'} ({len(entries)} {'entry' if len(entries) == 1 else 'entries'})"]
+    lines += entries[:limit]
+    if len(entries) > limit:
+        lines.append(f"[showing {limit} of {len(entries)} entries; narrow with path= or pattern=]")
+    return "\n".join(lines)
+
+
+def _visible_files(ws: Workspace, directory: Path) -> list[str]:
+    """Files under ``directory`` (relative to it) that .gitignore and the policy allow:
+    the same listing search_code searches."""
+    from local_brain.tools.search import iter_source_files
+
+    base = ws.relative(directory)
+    prefix = "" if base == "." else base + "/"
+    return [relative.removeprefix(prefix) for relative in iter_source_files(ws, directory)]
+
+
+def _recursive_matcher(pattern: str):
+    """Match root-relative paths against a glob where ``**`` spans directories."""
+    regex = ""
+    index = 0
+    while index < len(pattern):
+        if pattern.startswith("**/", index):
+            regex += "(?:.*/)?"
+            index += 3
+        elif pattern.startswith("**", index):
+            regex += ".*"
+            index += 2
+        else:
+            char = pattern[index]
+            regex += "[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char)
+            index += 1
+    compiled = re.compile(regex + r"\Z")
+    return lambda rel: bool(compiled.match(rel)) or compiled.match(PurePosixPath(rel).name)
+
+
+# -- file_info ----------------------------------------------------------------------------
+
+
+def file_info(ws: Workspace, path: str) -> str:
+    from local_brain.tools.git import is_tracked
+
+    target = ws.resolve(path)
+    shown = ws.relative(target)
+    stat = target.stat()
+    modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    tracked = is_tracked(ws, target)
+    if target.is_dir():
+        return "\n".join(
+            [f"path: {shown}/", "kind: directory", f"modified: {modified}", f"git: {tracked}"]
+        )
+    binary = ws.is_binary(target)
+    rows = [
+        f"path: {shown}",
+        f"size: {_human_size(stat.st_size)} ({stat.st_size} bytes)",
+    ]
+    if binary:
+        rows.append("content: binary")
+    else:
+        rows.append("content: text")
+        if stat.st_size <= LINE_COUNT_LIMIT_BYTES:
+            rows.append(f"lines: {sum(1 for _ in ws.iter_lines(target))}")
+        else:
+            rows.append("lines: not counted (large file)")
+    rows += [f"language: {language_of(target)}", f"modified: {modified}", f"git: {tracked}"]
+    return "\n".join(rows)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
+
+
+TOOLS = (
+    ToolSpec(
+        name="read_file",
+        description=(
+            "Read a text file of the repository as numbered lines. Long files come in pages of "
+            "up to 400 lines: pass start_line/end_line to read a range."
+        ),
+        params=(
+            Param("path", "string", "File path relative to the repository root."),
+            Param("start_line", "integer", "First line to show (1-based).", 1),
+            Param("end_line", "integer", "Last line to show (inclusive); default: a page.", None),
+        ),
+        function=read_file,
+    ),
+    ToolSpec(
+        name="list_directory",
+        description=(
+            "List a directory of the repository (directories end with '/'), honouring "
+            ".gitignore. pattern filters names ('*.py'); a pattern with '**' lists recursively "
+            "('**/*.py', '**' for every file)."
+        ),
+        params=(
+            Param("path", "string", "Directory relative to the repository root.", "."),
+            Param("pattern", "string", "Glob for names; '**' makes it recursive.", "*"),
+        ),
+        function=list_directory,
+    ),
+    ToolSpec(
+        name="file_info",
+        description=(
+            "Facts about a file or directory: size, line count, text or binary, language, "
+            "last modified time, and whether git tracks it."
+        ),
+        params=(Param("path", "string", "Path relative to the repository root."),),
+        function=file_info,
+    ),
+)

@@ -1,0 +1,133 @@
+"""read_file, list_directory and file_info on real temporary repositories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from local_brain.tools import all_tools
+from local_brain.workspace import Workspace
+
+TOOLS = all_tools()
+
+
+def call(root: Path, name: str, **kwargs: object) -> str:
+    return TOOLS[name].run(Workspace(root), **kwargs)
+
+
+@pytest.fixture
+def repo(make_repo) -> Path:
+    lines = "\n".join(f"line {n}" for n in range(1, 1001)) + "\n"
+    root = make_repo(
+        {
+            "src/app.py": "def main():\n    return 42\n",
+            "src/util/helpers.py": "X = 1\n",
+            "big.txt": lines,
+            "logo.png": b"\x89PNG\r\n\x1a\n\x00\x00binary",
+            ".gitignore": "build/\n",
+            ".env": "TOKEN=hunter2\n",
+            "README.md": "# Demo\n",
+        }
+    )
+    (root / "build").mkdir()
+    (root / "build" / "out.txt").write_text("generated\n")
+    (root / "untracked.py").write_text("pass\n")
+    return root
+
+
+def test_read_file_numbers_lines_with_total(repo: Path) -> None:
+    out = call(repo, "read_file", path="src/app.py")
+    assert out.splitlines()[0] == "src/app.py: lines 1-2 of 2"
+    assert "     2      return 42" in out
+
+
+def test_read_file_range_and_paging(repo: Path) -> None:
+    out = call(repo, "read_file", path="big.txt", start_line=10, end_line=12)
+    assert out.splitlines() == [
+        "big.txt: lines 10-12 of 1000",
+        "    10  line 10",
+        "    11  line 11",
+        "    12  line 12",
+    ]
+    page = call(repo, "read_file", path="big.txt")
+    assert page.splitlines()[0] == "big.txt: lines 1-400 of 1000"
+    assert "start_line=401" in page.splitlines()[-1]
+
+
+def test_read_file_positional_and_loose_types(repo: Path) -> None:
+    out = TOOLS["read_file"].run(Workspace(repo), "big.txt", "5", 5.0)
+    assert out.splitlines()[1] == "     5  line 5"
+
+
+@pytest.mark.parametrize(
+    "path, fragment",
+    [
+        ("logo.png", "binary file"),
+        ("src", "is a directory"),
+        ("missing.py", "not found"),
+        (".env", "may hold secrets"),
+        ("../x", "outside the repository root"),
+    ],
+)
+def test_read_file_errors_are_short_messages(repo: Path, path: str, fragment: str) -> None:
+    out = call(repo, "read_file", path=path)
+    assert out.startswith("Error: ") and fragment in out
+    assert "hunter2" not in out and "Traceback" not in out
+
+
+def test_read_file_start_past_end(repo: Path) -> None:
+    assert "only 2 lines" in call(repo, "read_file", path="src/app.py", start_line=50)
+
+
+def test_bad_parameters(repo: Path) -> None:
+    assert "needs 'path'" in call(repo, "read_file")
+    assert "no parameter 'bogus'" in call(repo, "read_file", path="README.md", bogus=1)
+    assert "must be a integer" in call(repo, "read_file", path="README.md", start_line="ten")
+
+
+def test_list_directory_top_level(repo: Path) -> None:
+    out = call(repo, "list_directory")
+    entries = out.splitlines()[1:]
+    assert "src/" in entries and "README.md" in entries and "untracked.py" in entries
+    assert "build/" not in entries  # .gitignore
+    assert ".env" not in out  # sensitive names are not listed
+    assert ".git/" not in entries
+    assert entries.index("src/") < entries.index("README.md")  # directories first
+
+
+def test_list_directory_recursive_pattern(repo: Path) -> None:
+    out = call(repo, "list_directory", path="src", pattern="**/*.py")
+    assert out.splitlines()[1:] == ["app.py", "util/helpers.py"]
+
+
+def test_list_directory_caps_with_count(make_repo) -> None:
+    root = make_repo({f"f{n:04}.txt": "x" for n in range(350)})
+    out = call(root, "list_directory")
+    assert out.splitlines()[0] == "./ (350 entries)"
+    assert "[showing 300 of 350 entries" in out.splitlines()[-1]
+
+
+def test_list_directory_does_not_follow_symlinks_out(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "private.txt").write_text("nope")
+    os.symlink(outside, repo / "escape")
+    assert "private.txt" not in call(repo, "list_directory", pattern="**")
+    assert "outside the repository root" in call(repo, "list_directory", path="escape")
+
+
+def test_file_info(repo: Path) -> None:
+    out = call(repo, "file_info", path="src/app.py")
+    assert "size: 27 bytes" in out or "bytes" in out
+    assert "lines: 2" in out and "language: Python" in out and "content: text" in out
+    assert "git: tracked" in out
+    assert "git: untracked" in call(repo, "file_info", path="untracked.py")
+    assert "content: binary" in call(repo, "file_info", path="logo.png")
+
+
+def test_file_info_outside_git(make_repo) -> None:
+    root = make_repo({"a.txt": "hi\n"}, git_init=False)
+    out = call(root, "file_info", path="a.txt")
+    assert "git: not a git repository" in out
