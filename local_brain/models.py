@@ -1,0 +1,273 @@
+"""Model names, the LiteLLM Router, and the routed smolagents model.
+
+This is the only module that knows litellm and Ollama. Model-name rules (design.md):
+
+1. a ``model_name`` from the config's ``model_list`` is that routed group;
+2. ``provider/model`` with a litellm provider prefix passes through (``--api-base`` applies);
+3. a bare name (``qwen3:30b``) means ``ollama_chat/<name>`` at ``OLLAMA_API_BASE``;
+4. no name: ``LOCAL_BRAIN_MODEL``, the config's default, else the best installed model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from local_brain.config import Settings
+from local_brain.errors import BackendUnavailable, ConfigError
+
+OLLAMA_PREFIXES = ("ollama_chat/", "ollama/")
+TAGS_TIMEOUT_S = 5.0
+
+# Preferred families for code exploration, best first. A model not listed ranks after all
+# listed ones; within a family the larger parameter count wins.
+RECOMMENDED_FAMILIES = (
+    "qwen3-coder",
+    "qwen2.5-coder",
+    "devstral",
+    "deepseek-coder-v2",
+    "qwen3",
+    "gpt-oss",
+    "qwen2.5",
+    "codestral",
+    "deepseek-r1",
+    "llama3.3",
+    "llama3.1",
+    "mistral-small",
+    "gemma3",
+    "phi4",
+    "llama3.2",
+    "mistral",
+    "codellama",
+)
+_NOT_CHAT_MODELS = re.compile(r"embed|bge|minilm|nomic|rerank|whisper|llava|clip", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    name: str
+    size: int
+    family: str
+    parameter_size: str
+
+
+# -- names --------------------------------------------------------------------------------
+
+
+def deployments_for(name: str, settings: Settings, providers: set[str]) -> list[dict[str, Any]]:
+    """The model_list entries a model name needs on top of the config's own (rules 1-3)."""
+    if name in settings.group_names:
+        return []
+    prefix, slash, _ = name.partition("/")
+    if slash and prefix in providers:
+        params: dict[str, Any] = {"model": name}
+        if settings.api_base:
+            params["api_base"] = settings.api_base
+        if prefix in ("ollama_chat", "ollama") and "api_base" not in params:
+            params["api_base"] = settings.ollama_api_base
+        return [{"model_name": name, "litellm_params": params}]
+    if not name.strip() or any(char.isspace() for char in name):
+        raise ConfigError(f"invalid model name: {name!r}")
+    api_base = settings.api_base or settings.ollama_api_base
+    return [
+        {
+            "model_name": name,
+            "litellm_params": {"model": f"ollama_chat/{name}", "api_base": api_base},
+        }
+    ]
+
+
+def with_ollama_defaults(deployment: dict[str, Any], num_ctx: int) -> dict[str, Any]:
+    """Ollama truncates prompts silently at its small default window: always send num_ctx."""
+    params = dict(deployment["litellm_params"])
+    if params["model"].startswith(OLLAMA_PREFIXES):
+        params.setdefault("num_ctx", num_ctx)
+        if params["model"].startswith("ollama/"):
+            params["model"] = "ollama_chat/" + params["model"].removeprefix("ollama/")
+    return {**deployment, "litellm_params": params}
+
+
+# -- choosing a model when none is named --------------------------------------------------
+
+
+def list_installed_models(api_base: str, timeout: float = TAGS_TIMEOUT_S) -> list[InstalledModel]:
+    """Models an Ollama server has, from ``/api/tags``."""
+    url = api_base.rstrip("/") + "/api/tags"
+    try:
+        with _no_proxy_opener().open(url, timeout=timeout) as response:
+            payload = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise BackendUnavailable(
+            f"cannot reach Ollama at {api_base} ({_reason(error)})",
+            hint="start it with `ollama serve`, set OLLAMA_API_BASE, or name a model with -m",
+        ) from None
+    models = []
+    for entry in payload.get("models") or []:
+        details = entry.get("details") or {}
+        models.append(
+            InstalledModel(
+                name=str(entry.get("name") or entry.get("model") or ""),
+                size=int(entry.get("size") or 0),
+                family=str(details.get("family") or ""),
+                parameter_size=str(details.get("parameter_size") or ""),
+            )
+        )
+    return [model for model in models if model.name]
+
+
+def choose_best_model(installed: list[InstalledModel]) -> str:
+    """Pick the installed model best suited to code exploration."""
+    candidates = [model for model in installed if not _NOT_CHAT_MODELS.search(model.name)]
+    if not candidates:
+        raise BackendUnavailable(
+            "Ollama has no chat models installed",
+            hint="install one, e.g. `ollama pull qwen2.5-coder:7b`, or name a model with -m",
+        )
+
+    def rank(model: InstalledModel) -> tuple[int, float, int]:
+        base = model.name.split(":")[0].split("/")[-1].lower()
+        family_rank = next(
+            (index for index, family in enumerate(RECOMMENDED_FAMILIES) if base == family),
+            len(RECOMMENDED_FAMILIES),
+        )
+        return (family_rank, -_billions(model), -model.size)
+
+    return min(candidates, key=rank).name
+
+
+def _billions(model: InstalledModel) -> float:
+    match = re.search(r"(\d+(?:\.\d+)?)\s*[bB]", model.parameter_size or model.name)
+    return float(match.group(1)) if match else 0.0
+
+
+def _no_proxy_opener() -> urllib.request.OpenerDirector:
+    """Talk to the local server directly, whatever proxy variables say."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _reason(error: BaseException) -> str:
+    reason = getattr(error, "reason", None) or error
+    return str(reason).strip() or type(error).__name__
+
+
+# -- the Router and the routed model ------------------------------------------------------
+
+
+def build_router(settings: Settings, names: list[str]) -> Any:
+    """One litellm Router for the run, holding the config's groups plus the named models."""
+    from local_brain.safe_import import import_model_stack
+
+    litellm, _ = import_model_stack()
+    providers = set(litellm.provider_list) | {"ollama_chat", "hosted_vllm", "lm_studio"}
+    model_list = [dict(entry) for entry in settings.model_list]
+    for name in dict.fromkeys(names):
+        model_list += deployments_for(name, settings, providers)
+    model_list = [with_ollama_defaults(entry, settings.num_ctx) for entry in model_list]
+    _register_local_models(litellm, model_list)
+    for key, value in settings.litellm_settings.items():
+        if key != "callbacks":
+            setattr(litellm, key, value)
+    return litellm.Router(model_list=model_list, **settings.router_settings)
+
+
+def _register_local_models(litellm: Any, model_list: list[dict[str, Any]]) -> None:
+    """Tell litellm what local models cost (nothing) and their window, so it does not ask
+    the server (``/api/show`` to OLLAMA_API_BASE, design.md pitfall 12)."""
+    entries = {}
+    for entry in model_list:
+        params = entry["litellm_params"]
+        if params["model"].startswith(OLLAMA_PREFIXES):
+            window = int(params.get("num_ctx") or 8192)
+            entries[params["model"]] = {
+                "litellm_provider": "ollama_chat",
+                "mode": "chat",
+                "max_tokens": window,
+                "max_input_tokens": window,
+                "max_output_tokens": window,
+                "input_cost_per_token": 0.0,
+                "output_cost_per_token": 0.0,
+            }
+    # Written straight into the cost map: litellm.register_model() itself asks /api/show.
+    for key, info in entries.items():
+        litellm.model_cost[key] = {**litellm.model_cost.get(key, {}), **info}
+
+
+def build_routed_model(router: Any, name: str) -> Any:
+    """A smolagents model that sends every request through the shared Router."""
+    from local_brain.safe_import import import_model_stack
+
+    _, smolagents = import_model_stack()
+
+    class RoutedModel(smolagents.LiteLLMRouterModel):
+        """LiteLLMRouterModel without its api_base=None/api_key=None override (pitfall 1)."""
+
+        def _prepare_completion_kwargs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            completion_kwargs = super()._prepare_completion_kwargs(*args, **kwargs)
+            for key in ("api_base", "api_key"):
+                if completion_kwargs.get(key) is None:
+                    completion_kwargs.pop(key, None)
+            return completion_kwargs
+
+    return RoutedModel(
+        model_id=name,
+        model_list=router.model_list,
+        client=router,
+        retry=False,  # the Router retries; smolagents' own 429 retry waits a minute
+        flatten_messages_as_text=True,
+    )
+
+
+# -- errors -------------------------------------------------------------------------------
+
+_BACKEND_ERRORS = {
+    "APIConnectionError": "cannot reach the model server",
+    "Timeout": "the model server did not answer in time",
+    "NotFoundError": "model not found",
+    "AuthenticationError": "the model provider refused the credentials",
+    "PermissionDeniedError": "the model provider refused the credentials",
+    "InternalServerError": "the model server failed",
+    "ServiceUnavailableError": "the model server is unavailable",
+    "BadGatewayError": "the model server is unavailable",
+    "RateLimitError": "the model provider is rate limiting",
+    "RouterRateLimitError": "no model deployment is available (all failed or cooling down)",
+}
+
+
+def backend_error_from(error: BaseException, model: str) -> BackendUnavailable | None:
+    """Translate a litellm failure anywhere in an exception chain into exit status 3."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kinds = {cls.__name__ for cls in type(current).__mro__}
+        detail = _first_line(current)
+        for kind, summary in _BACKEND_ERRORS.items():
+            if kind in kinds:
+                return BackendUnavailable(
+                    f"{summary} for model {model}: {detail}", _hint(kind, model)
+                )
+        if "APIError" in kinds and "litellm" in type(current).__module__:
+            return BackendUnavailable(f"the model server failed for model {model}: {detail}")
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _hint(kind: str, model: str) -> str:
+    bare = model.split("/", 1)[1] if model.startswith(OLLAMA_PREFIXES) else model
+    return {
+        "APIConnectionError": "start it with `ollama serve`, or check OLLAMA_API_BASE / --api-base",
+        "Timeout": "the model may still be loading: retry, or raise router_settings.timeout",
+        "NotFoundError": f"install it with `ollama pull {bare}`, or list models with `ollama list`",
+        "AuthenticationError": "check the provider's API key variable",
+        "PermissionDeniedError": "check the provider's API key variable",
+    }.get(kind, "check that the model server is running and healthy")
+
+
+def _first_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    text = re.sub(r"^(litellm\.)?\w+(Error|Exception)?: ", "", text)
+    return text[:240] + ("…" if len(text) > 240 else "")

@@ -1,0 +1,195 @@
+"""run(task, settings, workspace) -> Result. No Click, no printing: events go to a callback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from local_brain.config import Settings
+from local_brain.errors import AgentFailed, ExitStatus, LocalBrainError
+from local_brain.workspace import Workspace
+
+MANAGER = "manager"
+SOLO = "agent"
+
+
+@dataclass
+class StepEvent:
+    """One finished agent step, for progress display."""
+
+    agent: str
+    model: str
+    step: int
+    model_output: str
+    code: str | None
+    observations: str | None
+    error: str | None
+    duration_s: float
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass
+class DelegationEvent:
+    """The manager handed a task to a helper."""
+
+    helper: str
+    model: str
+    task: str
+
+
+Event = StepEvent | DelegationEvent
+EventCallback = Callable[[Event], None]
+
+
+@dataclass
+class Usage:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": self.cost_usd,
+        }
+
+
+@dataclass
+class Result:
+    answer: str
+    model: str
+    steps: int
+    duration_s: float
+    usage: dict[str, Usage] = field(default_factory=dict)
+    exit_status: ExitStatus = ExitStatus.OK
+    manager: str | None = None
+    worker: str | None = None
+
+
+def resolve_default_model(settings: Settings) -> str:
+    """Rule 4: LOCAL_BRAIN_MODEL or the config default (already in settings.model), else
+    the best model the Ollama server has installed."""
+    if settings.model:
+        return settings.model
+    from local_brain.models import choose_best_model, list_installed_models
+
+    return choose_best_model(list_installed_models(settings.api_base or settings.ollama_api_base))
+
+
+def run(
+    task: str,
+    settings: Settings,
+    workspace: Workspace,
+    on_event: EventCallback | None = None,
+    *,
+    multi_agent: bool = False,
+) -> Result:
+    """Answer one question about the workspace: one agent, or a manager with helpers."""
+    started = time.monotonic()
+    from local_brain.agents import STEP_LIMIT_MESSAGE, build_solo, build_team, helper_setups
+    from local_brain.models import backend_error_from, build_routed_model, build_router
+
+    usage: dict[str, Usage] = {}
+    agent_models: dict[str, str] = {}
+
+    def step_callback_for(agent_name: str) -> Callable[..., None]:
+        def on_step(step: Any, agent: Any = None) -> None:
+            tokens = getattr(step, "token_usage", None)
+            if tokens is None or not hasattr(step, "model_output"):
+                return  # not an action step (e.g. the final-answer marker)
+            model_name = agent_models[agent_name]
+            counts = usage.setdefault(model_name, Usage())
+            if step.model_output is not None:
+                counts.requests += 1
+            counts.prompt_tokens += tokens.input_tokens
+            counts.completion_tokens += tokens.output_tokens
+            if on_event is not None:
+                on_event(_step_event(agent_name, model_name, step))
+
+        return on_step
+
+    if multi_agent:
+        lead = settings.manager or resolve_default_model(settings)
+        worker = settings.worker or settings.model or lead
+        setups = helper_setups(settings, worker)
+        agent_models[MANAGER] = lead
+        agent_models.update({setup.role.name: setup.model_name for setup in setups})
+        router = build_router(settings, list(agent_models.values()))
+
+        def on_delegate(helper: str, helper_task: str) -> None:
+            if on_event is not None:
+                on_event(DelegationEvent(helper, agent_models[helper], helper_task))
+
+        agent = build_team(
+            build_routed_model(router, lead),
+            [(setup, build_routed_model(router, setup.model_name)) for setup in setups],
+            workspace,
+            max_steps=settings.max_steps,
+            step_callback_for=step_callback_for,
+            on_delegate=on_delegate,
+        )
+    else:
+        lead = resolve_default_model(settings)
+        worker = None
+        agent_models[SOLO] = lead
+        router = build_router(settings, [lead])
+        agent = build_solo(
+            build_routed_model(router, lead),
+            workspace,
+            max_steps=settings.max_steps,
+            step_timeout=settings.step_timeout,
+            step_callback=step_callback_for(SOLO),
+        )
+
+    try:
+        run_result = agent.run(task)
+    except LocalBrainError:
+        raise
+    except Exception as error:  # smolagents wraps model failures in AgentGenerationError
+        backend = backend_error_from(error, lead)
+        if backend is not None:
+            raise backend from error
+        raise AgentFailed(f"the agent failed: {_first_line(error)}") from error
+
+    if run_result.state != "success" or run_result.output == STEP_LIMIT_MESSAGE:
+        raise AgentFailed(
+            f"no answer after {settings.max_steps} steps (step limit reached)",
+            hint="raise --max-steps, ask a narrower question, or try a stronger model",
+        )
+    return Result(
+        answer=str(run_result.output).strip(),
+        model=lead,
+        steps=sum(1 for step in run_result.steps if step.get("step_number") is not None),
+        duration_s=time.monotonic() - started,
+        usage=usage,
+        manager=lead if multi_agent else None,
+        worker=worker,
+    )
+
+
+def _step_event(agent_name: str, model_name: str, step: Any) -> StepEvent:
+    timing = getattr(step, "timing", None)
+    tokens = step.token_usage
+    return StepEvent(
+        agent=agent_name,
+        model=model_name,
+        step=step.step_number,
+        model_output=str(step.model_output or ""),
+        code=getattr(step, "code_action", None),
+        observations=getattr(step, "observations", None),
+        error=str(step.error) if getattr(step, "error", None) else None,
+        duration_s=(timing.duration or 0.0) if timing else 0.0,
+        input_tokens=tokens.input_tokens,
+        output_tokens=tokens.output_tokens,
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:240] + ("…" if len(text) > 240 else "")

@@ -1,0 +1,303 @@
+"""End to end: the installed `local-brain` against the scripted model server over HTTP.
+
+litellm and smolagents run for real; tools run on real temporary git repositories. The
+scripted model finds facts only by calling tools: its final answer is built from the
+observations local-brain sent back, so a fact in the answer proves the tool ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.model_server import Fault, ModelServer, RecordedRequest, closed_port_url
+
+LOCAL_BRAIN = str(Path(sys.executable).with_name("local-brain"))
+
+
+def run_cli(
+    *args: str,
+    server: ModelServer | None = None,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    if server is not None:
+        full_env["OLLAMA_API_BASE"] = server.url
+    return subprocess.run(
+        [LOCAL_BRAIN, *args],
+        cwd=cwd,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def code(body: str) -> str:
+    return f"Thought: let me look.\n```python\n{body}\n```"
+
+
+def last_observation(request: RecordedRequest) -> str:
+    """The tool output local-brain sent back to the model in this request."""
+    text = request.last_text
+    marker = "Execution logs:"
+    text = text.split(marker, 1)[1] if marker in text else text
+    return text.split("Last output from code snippet:", 1)[0].strip()
+
+
+def answer_with_observation(request: RecordedRequest) -> str:
+    """Responder: finish with exactly what the tools printed."""
+    return code(f"final_answer({last_observation(request)!r})")
+
+
+@pytest.fixture
+def billing_repo(make_repo) -> Path:
+    return make_repo(
+        {
+            "README.md": "# Billing service\n",
+            "src/billing/invoice.py": "\n" * 16
+            + "def compute_total_cents_q7(items):\n    return sum(i.cents for i in items)\n",
+            ".env": "STRIPE_KEY=sk_live_SECRET_4242\n",
+            "config/settings.py": "DEBUG = False\n",
+        },
+        commits=[
+            ("Fix rounding in invoice totals (zebra-91)", {"src/billing/tax.py": "RATE = 7\n"})
+        ],
+    )
+
+
+def test_answer_carries_facts_found_by_search(
+    model_server: ModelServer, billing_repo: Path
+) -> None:
+    model_server.script(
+        "qwen2.5:3b", [code('print(search_code(pattern="compute_total_cents_q7"))')]
+    )
+    model_server.responder = answer_with_observation
+
+    result = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Where are totals computed?",
+                     server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "src/billing/invoice.py:17:" in result.stdout
+    assert "1 match in 1 file" in result.stdout
+    chats = model_server.chat_requests()
+    assert len(chats) == 2
+    assert {request.model for request in chats} == {"qwen2.5:3b"}
+    assert all(request.num_ctx for request in chats)  # num_ctx on every Ollama request
+    assert "\x1b[" not in result.stdout  # no ANSI escapes when piped
+
+
+def test_answer_carries_git_and_file_facts(model_server: ModelServer, make_repo) -> None:
+    repo = make_repo(
+        {"notes/plan.txt": "launch code: ORANGE-LANTERN\n"},
+        commits=[("Add quarterly plan kiwi-33", {"notes/q3.txt": "q3\n"})],
+    )
+    model_server.script(
+        None,
+        [code('print(git_log(max_count=5))\nprint(read_file("notes/plan.txt"))')],
+    )
+    model_server.responder = answer_with_observation
+
+    result = run_cli("-m", "qwen3:30b", "--root", str(repo), "What happened?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    assert "Add quarterly plan kiwi-33" in result.stdout
+    assert "ORANGE-LANTERN" in result.stdout
+
+
+def test_secrets_never_reach_the_model_or_stdout(
+    model_server: ModelServer, billing_repo: Path
+) -> None:
+    attempts = "\n".join(
+        [
+            'print(read_file(".env"))',
+            'print(search_code(pattern="sk_live"))',
+            'print(list_directory(pattern="**"))',
+            'print(git_diff(ref="HEAD~1"))',
+            'print(git_log(max_count=5, path=".env"))',
+            'print(file_info(path="src/../.env"))',
+        ]
+    )
+    model_server.script(None, [code(attempts)])
+    model_server.responder = answer_with_observation
+
+    result = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Show me the keys",
+                     server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "may hold secrets" in result.stdout  # the refusal reached the model and the answer
+    for request in model_server.requests:
+        assert "SECRET_4242" not in json.dumps(request.body)
+    assert "SECRET_4242" not in result.stdout + result.stderr
+
+
+def test_json_output(model_server: ModelServer, billing_repo: Path) -> None:
+    model_server.script(None, [code('final_answer("Totals live in src/billing/invoice.py")')])
+
+    result = run_cli("--json", "-m", "qwen2.5:3b", "--root", str(billing_repo), "Where?",
+                     server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["answer"] == "Totals live in src/billing/invoice.py"
+    assert document["model"] == "qwen2.5:3b"
+    assert document["exit_code"] == 0
+    reported = model_server.total_usage()
+    usage = document["usage"]["qwen2.5:3b"]
+    assert usage["requests"] == 1
+    assert usage["prompt_tokens"] == reported.prompt_tokens
+    assert usage["completion_tokens"] == reported.completion_tokens
+
+
+def test_best_installed_model_is_chosen_when_none_is_named(
+    model_server: ModelServer, billing_repo: Path
+) -> None:
+    model_server.script(None, [code('final_answer("ok")')])
+
+    result = run_cli("--root", str(billing_repo), "Hi?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    assert [request.model for request in model_server.chat_requests()] == ["qwen2.5-coder:7b"]
+
+
+def test_prompt_from_stdin_and_piped_context(model_server: ModelServer, billing_repo: Path) -> None:
+    model_server.script(None, [code('final_answer("reviewed")'), code('final_answer("asked")')])
+
+    reviewed = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "review this diff",
+                       server=model_server, stdin="+added line PINEAPPLE\n")  # fmt: skip
+    asked = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), server=model_server,
+                    stdin="question from a pipe MANGO\n")  # fmt: skip
+
+    assert (reviewed.returncode, reviewed.stdout.strip()) == (0, "reviewed")
+    assert (asked.returncode, asked.stdout.strip()) == (0, "asked")
+    first, second = model_server.chat_requests()
+    assert "review this diff" in json.dumps(first.messages)
+    assert "PINEAPPLE" in json.dumps(first.messages)
+    assert "question from a pipe MANGO" in json.dumps(second.messages)
+
+
+def test_step_limit_exits_1(model_server: ModelServer, billing_repo: Path) -> None:
+    model_server.script(None, [code('print("still looking")')] * 3)
+
+    result = run_cli("-m", "qwen2.5:3b", "--max-steps", "2", "--root", str(billing_repo), "Q?",
+                     server=model_server)  # fmt: skip
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "step limit" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(model_server.chat_requests()) == 2
+
+
+def test_missing_model_exits_3_with_pull_hint(
+    model_server: ModelServer, billing_repo: Path
+) -> None:
+    result = run_cli("-m", "nosuch:7b", "--root", str(billing_repo), "Q?", server=model_server)
+
+    assert result.returncode == 3
+    assert "ollama pull nosuch:7b" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_unreachable_server_exits_3(billing_repo: Path) -> None:
+    dead = closed_port_url()
+    named = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Q?",
+                    env={"OLLAMA_API_BASE": dead})  # fmt: skip
+    unnamed = run_cli("--root", str(billing_repo), "Q?", env={"OLLAMA_API_BASE": dead})
+
+    for result in (named, unnamed):
+        assert result.returncode == 3, result.stderr
+        assert "ollama serve" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_server_error_exits_3(model_server: ModelServer, billing_repo: Path) -> None:
+    model_server.script(None, [Fault.status(500, "boom")] * 4)
+
+    result = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Q?", server=model_server)
+
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+
+
+def test_repo_dotenv_does_not_steer_requests(model_server: ModelServer, make_repo) -> None:
+    """A .env in the explored repo must not change where requests go (design pitfall 11)."""
+    trap = closed_port_url()
+    repo = make_repo(
+        {
+            ".env": f"OLLAMA_API_BASE={trap}\nHTTP_PROXY={trap}\nHTTPS_PROXY={trap}\n"
+            "ALL_PROXY={trap}\nLOCAL_BRAIN_MODEL=evil:1b\n",
+            "a.py": "x = 1\n",
+        }
+    )
+    model_server.script(None, [code('final_answer("safe")')])
+
+    result = run_cli("-m", "qwen2.5:3b", "Q?", server=model_server, cwd=repo)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "safe"
+    assert len(model_server.chat_requests()) == 1
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    missing_root = run_cli("--root", str(tmp_path / "nope"), "Q?")
+    file_root = tmp_path / "file.txt"
+    file_root.write_text("x")
+    root_is_file = run_cli("--root", str(file_root), "Q?")
+    bad_flag = run_cli("--no-such-flag", "Q?")
+    empty = run_cli("--root", str(tmp_path), "   ")
+    bad_config_path = tmp_path / "bad.yaml"
+    bad_config_path.write_text("model_list: [\n")
+    bad_config = run_cli("--config", str(bad_config_path), "--root", str(tmp_path), "Q?")
+
+    for result in (missing_root, root_is_file, bad_flag, empty, bad_config):
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith("local-brain: error:")
+    assert str(bad_config_path) in bad_config.stderr
+
+
+def test_help_and_tool_commands_do_not_import_litellm(billing_repo: Path) -> None:
+    for args in (["--help"], ["tools"], ["tool", "search_code", "pattern=def "]):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "local_brain", *args],
+            cwd=billing_repo,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+        assert "litellm" not in imported and "smolagents" not in imported, args
+        assert result.returncode == 0
+
+
+def test_tool_command_search_code(billing_repo: Path) -> None:
+    result = run_cli("tool", "search_code", "pattern=def compute", cwd=billing_repo)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.match(r"1 match in 1 file", lines[0])
+    assert lines[1].startswith("src/billing/invoice.py:17: def compute_total_cents_q7")
+
+
+def test_tool_command_errors(billing_repo: Path) -> None:
+    refused = run_cli("tool", "read_file", "path=.env", cwd=billing_repo)
+    unknown = run_cli("tool", "no_such_tool", cwd=billing_repo)
+    malformed = run_cli("tool", "read_file", "README.md", cwd=billing_repo)
+
+    assert refused.returncode == 1 and refused.stdout.startswith("Error: path refused")
+    assert "SECRET" not in refused.stdout
+    assert unknown.returncode == 2 and "unknown tool" in unknown.stderr
+    assert malformed.returncode == 2 and "key=value" in malformed.stderr
