@@ -11,7 +11,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 
@@ -135,21 +135,18 @@ def ask(
         max_steps=max_steps,
         step_timeout=step_timeout,
     )
-    on_event = None if quiet or (as_json and not verbose) else _progress(verbose)
+    on_event = None
+    if not quiet:
+        show_steps = verbose or (sys.stderr.isatty() and not as_json)
+        on_event = render.StepPrinter(verbose=verbose, show_steps=show_steps)
     team = multi_agent or bool(manager) or bool(worker)
     result = run(task, settings, workspace, on_event=on_event, multi_agent=team)
     if as_json:
         render.print_json(render.result_document(result))
     else:
         render.print_answer(result.answer)
-
-
-def _progress(verbose: bool) -> Any:
-    from local_brain.render import StepPrinter
-
-    if verbose or sys.stderr.isatty():
-        return StepPrinter(verbose=verbose)
-    return None
+    if not quiet:
+        render.print_notice(result.usage.summary_line())
 
 
 def read_prompt(prompt: str | None) -> str:

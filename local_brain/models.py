@@ -10,15 +10,21 @@ This is the only module that knows litellm and Ollama. Model-name rules (design.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from local_brain.config import Settings
 from local_brain.errors import BackendUnavailable, ConfigError
+from local_brain.health import refused_endpoints
+from local_brain.usage import UsageLedger
 
 OLLAMA_PREFIXES = ("ollama_chat/", "ollama/")
 TAGS_TIMEOUT_S = 5.0
@@ -156,22 +162,233 @@ def _reason(error: BaseException) -> str:
 
 # -- the Router and the routed model ------------------------------------------------------
 
+COOLDOWN_S = 24 * 3600  # a failed deployment sits out the rest of the run
+KNOWN_CALLBACK_PACKAGES = {
+    "langfuse": "langfuse",
+    "otel": "opentelemetry",
+    "opentelemetry": "opentelemetry",
+    "arize": "opentelemetry",
+    "mlflow": "mlflow",
+}
 
-def build_router(settings: Settings, names: list[str]) -> Any:
-    """One litellm Router for the run, holding the config's groups plus the named models."""
+
+@dataclass(frozen=True)
+class FallbackNotice:
+    """A route failed and another took over (or none could)."""
+
+    failed: str
+    reason: str
+    took_over: str
+
+
+class Routing:
+    """One litellm Router for the run, shared by every agent, with the run's usage ledger.
+
+    Endpoints that refuse connections are found by a fast probe before the first request
+    and cooled down for the whole run, as is any deployment that fails during it; the
+    Router's fallbacks then carry on, and each switch is reported once.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        names: list[str],
+        on_fallback: Callable[[FallbackNotice], None] | None = None,
+    ) -> None:
+        from local_brain.safe_import import import_model_stack
+
+        litellm, _ = import_model_stack()
+        self._litellm = litellm
+        self.ledger = UsageLedger()
+        self.fallbacks: list[FallbackNotice] = []
+        self._on_fallback = on_fallback
+        self._failures: dict[str, str] = {}  # deployment id -> why it failed
+        self._announced: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+        providers = set(litellm.provider_list) | {"ollama_chat", "hosted_vllm", "lm_studio"}
+        model_list = [dict(entry) for entry in settings.model_list]
+        for name in dict.fromkeys(names):
+            model_list += deployments_for(name, settings, providers)
+        model_list = [with_ollama_defaults(entry, settings.num_ctx) for entry in model_list]
+        _register_local_models(litellm, model_list)
+        self._apply_litellm_settings(settings.litellm_settings)
+        router_settings = {"cooldown_time": COOLDOWN_S, **settings.router_settings}
+        self.router = litellm.Router(model_list=model_list, **router_settings)
+        self._failure_logger = _failure_logger(litellm, self)
+        litellm.callbacks = [*litellm.callbacks, self._failure_logger]
+        self._cool_down_refused_endpoints()
+        for name in dict.fromkeys(names):
+            self._require_live_route(name)
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _apply_litellm_settings(self, litellm_settings: dict[str, Any]) -> None:
+        """Apply ``litellm_settings`` as the proxy does: module attributes, and callbacks
+        (Langfuse, OpenTelemetry, ...) when their packages are installed."""
+        for key, value in litellm_settings.items():
+            if key in ("callbacks", "success_callback", "failure_callback"):
+                wanted = value if isinstance(value, list) else [value]
+                usable = [name for name in wanted if _callback_available(name)]
+                setattr(self._litellm, key, [*getattr(self._litellm, key, []), *usable])
+            else:
+                setattr(self._litellm, key, value)
+
+    def _cool_down_refused_endpoints(self) -> None:
+        deployments = self.router.model_list
+        api_bases = {d["litellm_params"].get("api_base") for d in deployments} - {None}
+        refused = refused_endpoints(api_bases)
+        for deployment in deployments:
+            api_base = deployment["litellm_params"].get("api_base")
+            if api_base in refused:
+                self._cool_down(deployment["model_info"]["id"], f"cannot connect to {api_base}")
+
+    def _cool_down(self, deployment_id: str, reason: str) -> None:
+        with self._lock:
+            self._failures.setdefault(deployment_id, reason)
+        self.router.cooldown_cache.add_deployment_to_cooldown(
+            model_id=deployment_id,
+            original_exception=RuntimeError(reason),
+            exception_status=503,
+            cooldown_time=COOLDOWN_S,
+        )
+
+    def _require_live_route(self, name: str) -> None:
+        """Stop before the first request when every route for ``name`` is known dead."""
+        chain = [name, *self._fallbacks_of(name)]
+        deployments = [d for d in self.router.model_list if d["model_name"] in chain]
+        if deployments and all(d["model_info"]["id"] in self._failures for d in deployments):
+            first = deployments[0]
+            raise BackendUnavailable(
+                f"{self._failures[first['model_info']['id']]} (model {name})",
+                hint=_hint("APIConnectionError", first["litellm_params"]["model"]),
+            )
+
+    def _fallbacks_of(self, name: str) -> list[str]:
+        chain: list[str] = []
+        for rule in self.router.fallbacks or []:
+            if isinstance(rule, dict) and name in rule:
+                chain += [str(group) for group in rule[name]]
+        return chain
+
+    # -- during the run -------------------------------------------------------------------
+
+    def record_failure(self, deployment_id: str | None, error: BaseException | None) -> None:
+        """Called by litellm for every failed deployment call."""
+        if not deployment_id:
+            return
+        reason = _first_line(error) if error is not None else "failed"
+        kinds = {cls.__name__ for cls in type(error).__mro__} if error is not None else set()
+        if "APIConnectionError" in kinds:  # litellm itself never cools these down
+            self._cool_down(deployment_id, reason)
+        else:
+            with self._lock:
+                self._failures.setdefault(deployment_id, reason)
+
+    def record_answer(self, requested: str, agent: str, message: Any) -> None:
+        """Account for one answered request and announce a fallback the first time."""
+        hidden = getattr(message.raw, "_hidden_params", None) or {}
+        deployment = self.router.get_deployment(model_id=hidden.get("model_id") or "")
+        served = deployment.model_name if deployment is not None else requested
+        tokens = message.token_usage
+        cost = float(hidden.get("response_cost") or 0.0)
+        self.ledger.record(
+            served,
+            agent,
+            tokens.input_tokens if tokens else 0,
+            tokens.output_tokens if tokens else 0,
+            cost,
+        )
+        if served != requested:
+            self._announce(requested, served)
+
+    def _announce(self, requested: str, served: str) -> None:
+        with self._lock:
+            if (requested, served) in self._announced:
+                return
+            self._announced.add((requested, served))
+            reasons = [
+                self._failures[d["model_info"]["id"]]
+                for d in self.router.model_list
+                if d["model_name"] == requested and d["model_info"]["id"] in self._failures
+            ]
+        notice = FallbackNotice(requested, reasons[0] if reasons else "failed", served)
+        self.fallbacks.append(notice)
+        if self._on_fallback is not None:
+            self._on_fallback(notice)
+
+    def model(self, name: str, agent: str) -> Any:
+        """A smolagents model for one agent, sending every request through the Router."""
+        return _routed_model_class()(
+            model_id=name,
+            model_list=self.router.model_list,
+            client=self.router,
+            retry=False,  # the Router retries; smolagents' own 429 retry waits a minute
+            flatten_messages_as_text=True,
+            routing=self,
+            agent_name=agent,
+        )
+
+    def close(self) -> None:
+        """Detach this run's callback from litellm's module-level list."""
+        self._litellm.callbacks = [
+            callback for callback in self._litellm.callbacks if callback is not self._failure_logger
+        ]
+
+
+def _callback_available(name: Any) -> bool:
+    package = KNOWN_CALLBACK_PACKAGES.get(str(name))
+    if package is None or importlib.util.find_spec(package) is not None:
+        return True
+    sys.stderr.write(
+        f"local-brain: litellm callback {name!r} skipped: install the {package!r} package\n"
+    )
+    return False
+
+
+def _failure_logger(litellm: Any, routing: Routing) -> Any:
+    from litellm.integrations.custom_logger import CustomLogger
+
+    class RouteFailureLogger(CustomLogger):
+        # litellm calls hooks by these exact parameter names.
+        def log_failure_event(self, kwargs, response_obj, start_time, end_time):
+            params = kwargs.get("litellm_params") or {}
+            deployment_id = (params.get("model_info") or {}).get("id")
+            routing.record_failure(deployment_id, kwargs.get("exception"))
+
+        async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+            self.log_failure_event(kwargs, response_obj, start_time, end_time)
+
+    return RouteFailureLogger()
+
+
+def _routed_model_class() -> type:
     from local_brain.safe_import import import_model_stack
 
-    litellm, _ = import_model_stack()
-    providers = set(litellm.provider_list) | {"ollama_chat", "hosted_vllm", "lm_studio"}
-    model_list = [dict(entry) for entry in settings.model_list]
-    for name in dict.fromkeys(names):
-        model_list += deployments_for(name, settings, providers)
-    model_list = [with_ollama_defaults(entry, settings.num_ctx) for entry in model_list]
-    _register_local_models(litellm, model_list)
-    for key, value in settings.litellm_settings.items():
-        if key != "callbacks":
-            setattr(litellm, key, value)
-    return litellm.Router(model_list=model_list, **settings.router_settings)
+    _, smolagents = import_model_stack()
+
+    class RoutedModel(smolagents.LiteLLMRouterModel):
+        """LiteLLMRouterModel without its api_base=None/api_key=None override (pitfall 1),
+        accounting each answer in the run's ledger."""
+
+        def __init__(self, *args: Any, routing: Routing, agent_name: str, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.routing = routing
+            self.agent_name = agent_name
+
+        def _prepare_completion_kwargs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            completion_kwargs = super()._prepare_completion_kwargs(*args, **kwargs)
+            for key in ("api_base", "api_key"):
+                if completion_kwargs.get(key) is None:
+                    completion_kwargs.pop(key, None)
+            return completion_kwargs
+
+        def generate(self, *args: Any, **kwargs: Any) -> Any:
+            message = super().generate(*args, **kwargs)
+            self.routing.record_answer(self.model_id, self.agent_name, message)
+            return message
+
+    return RoutedModel
 
 
 def _register_local_models(litellm: Any, model_list: list[dict[str, Any]]) -> None:
@@ -194,31 +411,6 @@ def _register_local_models(litellm: Any, model_list: list[dict[str, Any]]) -> No
     # Written straight into the cost map: litellm.register_model() itself asks /api/show.
     for key, info in entries.items():
         litellm.model_cost[key] = {**litellm.model_cost.get(key, {}), **info}
-
-
-def build_routed_model(router: Any, name: str) -> Any:
-    """A smolagents model that sends every request through the shared Router."""
-    from local_brain.safe_import import import_model_stack
-
-    _, smolagents = import_model_stack()
-
-    class RoutedModel(smolagents.LiteLLMRouterModel):
-        """LiteLLMRouterModel without its api_base=None/api_key=None override (pitfall 1)."""
-
-        def _prepare_completion_kwargs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            completion_kwargs = super()._prepare_completion_kwargs(*args, **kwargs)
-            for key in ("api_base", "api_key"):
-                if completion_kwargs.get(key) is None:
-                    completion_kwargs.pop(key, None)
-            return completion_kwargs
-
-    return RoutedModel(
-        model_id=name,
-        model_list=router.model_list,
-        client=router,
-        retry=False,  # the Router retries; smolagents' own 429 retry waits a minute
-        flatten_messages_as_text=True,
-    )
 
 
 # -- errors -------------------------------------------------------------------------------

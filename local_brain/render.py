@@ -9,6 +9,7 @@ import sys
 from typing import IO, Any
 
 from local_brain.errors import ExitStatus
+from local_brain.models import FallbackNotice
 from local_brain.runner import MANAGER, SOLO, DelegationEvent, Event, Result
 
 PREVIEW_CHARS = 600
@@ -37,8 +38,13 @@ def result_document(result: Result) -> dict[str, Any]:
         "answer": result.answer,
         "model": result.model,
         **team,
-        "usage": {name: usage.as_dict() for name, usage in result.usage.items()},
+        "usage": {name: usage.as_dict() for name, usage in result.usage.by_model.items()},
+        "usage_by_agent": {name: usage.as_dict() for name, usage in result.usage.by_agent.items()},
         "steps": result.steps,
+        "fallbacks": [
+            {"failed": notice.failed, "reason": notice.reason, "took_over": notice.took_over}
+            for notice in result.fallbacks
+        ],
         "duration_s": round(result.duration_s, 3),
         "exit_code": int(result.exit_status),
     }
@@ -70,14 +76,27 @@ def print_notice(message: str, stream: IO[str] | None = None) -> None:
 
 
 class StepPrinter:
-    """Prints one line per agent step on stderr, helpers indented under the manager, and
-    one line per delegation; with ``verbose``, each step's code and shortened output too."""
+    """Progress on stderr. A route that failed over is always one line. With ``show_steps``
+    (a terminal, or -v): one line per agent step, helpers indented under the manager, and
+    one per delegation; with ``verbose``, each step's code and shortened output too."""
 
-    def __init__(self, stream: IO[str] | None = None, verbose: bool = False) -> None:
+    def __init__(
+        self, stream: IO[str] | None = None, verbose: bool = False, show_steps: bool = True
+    ) -> None:
         self.stream = stream or sys.stderr
         self.verbose = verbose
+        self.show_steps = show_steps or verbose
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, FallbackNotice):
+            self.stream.write(
+                f"local-brain: model {event.failed} failed ({_one_line(event.reason)}); "
+                f"{event.took_over} took over\n"
+            )
+            self.stream.flush()
+            return
+        if not self.show_steps:
+            return
         if isinstance(event, DelegationEvent):
             self.stream.write(f"  → {event.helper} on {event.model}: {_one_line(event.task)}\n")
             self.stream.flush()

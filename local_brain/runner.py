@@ -9,6 +9,8 @@ from typing import Any
 
 from local_brain.config import Settings
 from local_brain.errors import AgentFailed, ExitStatus, LocalBrainError
+from local_brain.models import FallbackNotice
+from local_brain.usage import UsageLedger
 from local_brain.workspace import Workspace
 
 MANAGER = "manager"
@@ -40,24 +42,8 @@ class DelegationEvent:
     task: str
 
 
-Event = StepEvent | DelegationEvent
+Event = StepEvent | DelegationEvent | FallbackNotice
 EventCallback = Callable[[Event], None]
-
-
-@dataclass
-class Usage:
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cost_usd": self.cost_usd,
-        }
 
 
 @dataclass
@@ -66,7 +52,8 @@ class Result:
     model: str
     steps: int
     duration_s: float
-    usage: dict[str, Usage] = field(default_factory=dict)
+    usage: UsageLedger = field(default_factory=UsageLedger)
+    fallbacks: list[FallbackNotice] = field(default_factory=list)
     exit_status: ExitStatus = ExitStatus.OK
     manager: str | None = None
     worker: str | None = None
@@ -93,24 +80,17 @@ def run(
     """Answer one question about the workspace: one agent, or a manager with helpers."""
     started = time.monotonic()
     from local_brain.agents import STEP_LIMIT_MESSAGE, build_solo, build_team, helper_setups
-    from local_brain.models import backend_error_from, build_routed_model, build_router
+    from local_brain.models import Routing, backend_error_from
 
-    usage: dict[str, Usage] = {}
     agent_models: dict[str, str] = {}
 
-    def step_callback_for(agent_name: str) -> Callable[..., None]:
+    def step_callback_for(agent_name: str) -> Callable[..., None] | None:
+        if on_event is None:
+            return None
+
         def on_step(step: Any, agent: Any = None) -> None:
-            tokens = getattr(step, "token_usage", None)
-            if tokens is None or not hasattr(step, "model_output"):
-                return  # not an action step (e.g. the final-answer marker)
-            model_name = agent_models[agent_name]
-            counts = usage.setdefault(model_name, Usage())
-            if step.model_output is not None:
-                counts.requests += 1
-            counts.prompt_tokens += tokens.input_tokens
-            counts.completion_tokens += tokens.output_tokens
-            if on_event is not None:
-                on_event(_step_event(agent_name, model_name, step))
+            if getattr(step, "token_usage", None) is not None and hasattr(step, "model_output"):
+                on_event(_step_event(agent_name, agent_models[agent_name], step))
 
         return on_step
 
@@ -120,42 +100,44 @@ def run(
         setups = helper_setups(settings, worker)
         agent_models[MANAGER] = lead
         agent_models.update({setup.role.name: setup.model_name for setup in setups})
-        router = build_router(settings, list(agent_models.values()))
-
-        def on_delegate(helper: str, helper_task: str) -> None:
-            if on_event is not None:
-                on_event(DelegationEvent(helper, agent_models[helper], helper_task))
-
-        agent = build_team(
-            build_routed_model(router, lead),
-            [(setup, build_routed_model(router, setup.model_name)) for setup in setups],
-            workspace,
-            max_steps=settings.max_steps,
-            step_callback_for=step_callback_for,
-            on_delegate=on_delegate,
-        )
     else:
-        lead = resolve_default_model(settings)
-        worker = None
+        lead, worker = resolve_default_model(settings), None
         agent_models[SOLO] = lead
-        router = build_router(settings, [lead])
-        agent = build_solo(
-            build_routed_model(router, lead),
-            workspace,
-            max_steps=settings.max_steps,
-            step_timeout=settings.step_timeout,
-            step_callback=step_callback_for(SOLO),
-        )
-
+    routing = Routing(settings, list(agent_models.values()), on_fallback=on_event)
     try:
-        run_result = agent.run(task)
-    except LocalBrainError:
-        raise
-    except Exception as error:  # smolagents wraps model failures in AgentGenerationError
-        backend = backend_error_from(error, lead)
-        if backend is not None:
-            raise backend from error
-        raise AgentFailed(f"the agent failed: {_first_line(error)}") from error
+        if multi_agent:
+
+            def on_delegate(helper: str, helper_task: str) -> None:
+                if on_event is not None:
+                    on_event(DelegationEvent(helper, agent_models[helper], helper_task))
+
+            agent = build_team(
+                routing.model(lead, MANAGER),
+                [(setup, routing.model(setup.model_name, setup.role.name)) for setup in setups],
+                workspace,
+                max_steps=settings.max_steps,
+                step_callback_for=step_callback_for,
+                on_delegate=on_delegate,
+            )
+        else:
+            agent = build_solo(
+                routing.model(lead, SOLO),
+                workspace,
+                max_steps=settings.max_steps,
+                step_timeout=settings.step_timeout,
+                step_callback=step_callback_for(SOLO),
+            )
+        try:
+            run_result = agent.run(task)
+        except LocalBrainError:
+            raise
+        except Exception as error:  # smolagents wraps model failures in AgentGenerationError
+            backend = backend_error_from(error, lead)
+            if backend is not None:
+                raise backend from error
+            raise AgentFailed(f"the agent failed: {_first_line(error)}") from error
+    finally:
+        routing.close()
 
     if run_result.state != "success" or run_result.output == STEP_LIMIT_MESSAGE:
         raise AgentFailed(
@@ -167,7 +149,8 @@ def run(
         model=lead,
         steps=sum(1 for step in run_result.steps if step.get("step_number") is not None),
         duration_s=time.monotonic() - started,
-        usage=usage,
+        usage=routing.ledger,
+        fallbacks=routing.fallbacks,
         manager=lead if multi_agent else None,
         worker=worker,
     )
