@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import sys
 import threading
@@ -75,6 +76,8 @@ def deployments_for(name: str, settings: Settings, providers: set[str]) -> list[
             params["api_base"] = settings.api_base
         if prefix in ("ollama_chat", "ollama") and "api_base" not in params:
             params["api_base"] = settings.ollama_api_base
+        if prefix == "openai" and settings.api_base and not os.environ.get("OPENAI_API_KEY"):
+            params["api_key"] = "local-server"  # local OpenAI-compatible servers need none
         return [{"model_name": name, "litellm_params": params}]
     if not name.strip() or any(char.isspace() for char in name):
         raise ConfigError(f"invalid model name: {name!r}")

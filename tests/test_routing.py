@@ -171,3 +171,20 @@ def test_json_usage_equals_what_the_servers_reported(
     by_agent = json.loads(result.stdout)["usage_by_agent"]
     assert by_agent["code_search"]["prompt_tokens"] == 777
     assert "usage: qwen3:30b 2 req 2204+26 tok" in result.stderr
+
+
+@pytest.mark.parametrize("prefix", ["openai", "hosted_vllm", "lm_studio"])
+def test_openai_compatible_servers(model_server: ModelServer, repo: Path, prefix: str) -> None:
+    two_step_script(model_server, BACKUP)
+
+    result = run_cli("-m", f"{prefix}/{BACKUP}", "--api-base", model_server.openai_url,
+                     "--root", str(repo), "--json", "Q?")  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["answer"] == "found handler_q4"
+    requests = model_server.chat_requests(BACKUP)
+    assert len(requests) == 2 and {request.api for request in requests} == {"openai"}
+    assert document["usage"][f"{prefix}/{BACKUP}"]["prompt_tokens"] == (
+        model_server.total_usage(BACKUP).prompt_tokens
+    )
