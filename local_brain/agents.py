@@ -16,6 +16,7 @@ import yaml
 
 from local_brain.config import Settings
 from local_brain.errors import ConfigError
+from local_brain.events import EventSink, ToolCalled
 from local_brain.tools import ToolSpec, all_tools
 from local_brain.workspace import Workspace
 
@@ -48,14 +49,29 @@ def prompt_line(spec: ToolSpec) -> str:
     return f"{spec.name}({', '.join(params)}): {spec.description}"
 
 
-def make_smolagents_tool(spec: ToolSpec, workspace: Workspace) -> Any:
+def make_smolagents_tool(
+    spec: ToolSpec, workspace: Workspace, on_event: EventSink | None = None
+) -> Any:
     """Wrap one ToolSpec, bound to a workspace, as a smolagents Tool instance."""
     from local_brain.safe_import import import_model_stack
 
     _, smolagents = import_model_stack()
 
     def forward(self: Any, *args: Any, **kwargs: Any) -> str:
-        return spec.run(workspace, *args, **kwargs)
+        started = time.monotonic()
+        output = spec.run(workspace, *args, **kwargs)
+        if on_event is not None:
+            arguments = {**dict(zip(_names(spec), args, strict=False)), **kwargs}
+            on_event(
+                ToolCalled(
+                    tool=spec.name,
+                    arguments={key: _loggable(value) for key, value in arguments.items()},
+                    output_chars=len(output),
+                    duration_s=time.monotonic() - started,
+                    error=output.startswith("Error: "),
+                )
+            )
+        return output
 
     inputs = {
         param.name: {
@@ -168,9 +184,10 @@ def build_solo(
     max_steps: int,
     step_timeout: float,
     step_callback: Callable[..., None] | None = None,
+    on_event: EventSink | None = None,
 ) -> Any:
     """One CodeAgent with all nine repository tools."""
-    tools = [make_smolagents_tool(spec, workspace) for spec in all_tools().values()]
+    tools = [make_smolagents_tool(spec, workspace, on_event) for spec in all_tools().values()]
     return _code_agent(
         tools=tools,
         model=model,
@@ -189,6 +206,7 @@ def build_team(
     max_steps: int,
     step_callback_for: Callable[[str], Callable[..., None] | None],
     on_delegate: Callable[[str, str], None] | None = None,
+    on_event: EventSink | None = None,
 ) -> Any:
     """A manager CodeAgent (no repository tools) over one helper agent per roster entry.
 
@@ -200,7 +218,7 @@ def build_team(
     for setup, model in helpers:
         role = setup.role
         helper = _code_agent(
-            tools=[make_smolagents_tool(specs[name], workspace) for name in role.tools],
+            tools=[make_smolagents_tool(specs[name], workspace, on_event) for name in role.tools],
             model=model,
             prompt_templates=_helper_templates(role.name),
             max_steps=setup.max_steps,
@@ -303,3 +321,15 @@ def _one_line(error: BaseException) -> str:
 
 def _cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + " …[report truncated]"
+
+
+def _names(spec: ToolSpec) -> list[str]:
+    return [param.name for param in spec.params]
+
+
+def _loggable(value: Any) -> Any:
+    """Tool arguments as they go into events: plain values, long strings shortened."""
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    text = str(value)
+    return text if len(text) <= 200 else text[:200] + "…"

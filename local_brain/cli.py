@@ -6,6 +6,7 @@ litellm or smolagents.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import subprocess
@@ -99,6 +100,11 @@ root_option = click.option(
     help="Seconds allowed for one step of model-written code.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option(
+    "--transcript",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the run's events as JSON Lines to this file.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show each step's code and output on stderr.")
 @click.option(
     "-q", "--quiet", is_flag=True, help="Print nothing but the answer (errors still go to stderr)."
@@ -115,13 +121,16 @@ def ask(
     max_steps: int | None,
     step_timeout: float | None,
     as_json: bool,
+    transcript: Path | None,
     verbose: bool,
     quiet: bool,
 ) -> None:
     """Answer PROMPT about the repository."""
     from local_brain import render
     from local_brain.config import load_settings
+    from local_brain.events import Fanout
     from local_brain.runner import run
+    from local_brain.transcript import Transcript
     from local_brain.workspace import Workspace
 
     task = read_prompt(prompt)
@@ -135,14 +144,44 @@ def ask(
         max_steps=max_steps,
         step_timeout=step_timeout,
     )
-    on_event = None
-    if not quiet:
-        show_steps = verbose or (sys.stderr.isatty() and not as_json)
-        on_event = render.StepPrinter(verbose=verbose, show_steps=show_steps)
     team = multi_agent or bool(manager) or bool(worker)
-    result = run(task, settings, workspace, on_event=on_event, multi_agent=team)
+    sinks = Fanout()
+    live = None
+    if not quiet:
+        if sys.stderr.isatty() and not as_json and not os.environ.get("NO_COLOR"):
+            live = render.LiveProgress(verbose=verbose)
+            sinks.sinks.append(live)
+        else:
+            sinks.sinks.append(render.StepPrinter(verbose=verbose, show_steps=verbose))
+    recorder = None
+    if transcript is not None:
+        recorder = Transcript(transcript)
+        models = {"model": settings.model, "manager": settings.manager, "worker": settings.worker}
+        recorder.start(
+            task=task, root=workspace.root, mode="team" if team else "solo", models=models
+        )
+        sinks.sinks.append(recorder)
+    try:
+        with live or contextlib.nullcontext():
+            result = run(task, settings, workspace, on_event=sinks, multi_agent=team)
+    except LocalBrainError as error:
+        if recorder is not None:
+            recorder.finish(
+                exit_code=int(error.exit_status), message=error.message, hint=error.hint
+            )
+        raise
+    except KeyboardInterrupt:
+        if recorder is not None:
+            recorder.finish(exit_code=int(ExitStatus.INTERRUPTED), message="interrupted")
+        raise
+    document = render.result_document(result)
+    if recorder is not None:
+        details = {
+            key: value for key, value in document.items() if key not in ("answer", "exit_code")
+        }
+        recorder.finish(exit_code=0, answer=result.answer, **details)
     if as_json:
-        render.print_json(render.result_document(result))
+        render.print_json(document)
     else:
         render.print_answer(result.answer)
     if not quiet:

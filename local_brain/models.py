@@ -16,14 +16,15 @@ import os
 import re
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from local_brain.config import Settings
 from local_brain.errors import BackendUnavailable, ConfigError
+from local_brain.events import EventSink, FallbackNotice, ModelCallFinished, ModelCallStarted
 from local_brain.health import refused_endpoints
 from local_brain.usage import UsageLedger
 
@@ -175,15 +176,6 @@ KNOWN_CALLBACK_PACKAGES = {
 }
 
 
-@dataclass(frozen=True)
-class FallbackNotice:
-    """A route failed and another took over (or none could)."""
-
-    failed: str
-    reason: str
-    took_over: str
-
-
 class Routing:
     """One litellm Router for the run, shared by every agent, with the run's usage ledger.
 
@@ -196,7 +188,7 @@ class Routing:
         self,
         settings: Settings,
         names: list[str],
-        on_fallback: Callable[[FallbackNotice], None] | None = None,
+        on_event: EventSink | None = None,
     ) -> None:
         from local_brain.safe_import import import_model_stack
 
@@ -204,7 +196,7 @@ class Routing:
         self._litellm = litellm
         self.ledger = UsageLedger()
         self.fallbacks: list[FallbackNotice] = []
-        self._on_fallback = on_fallback
+        self.on_event = on_event
         self._failures: dict[str, str] = {}  # deployment id -> why it failed
         self._announced: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -288,22 +280,27 @@ class Routing:
             with self._lock:
                 self._failures.setdefault(deployment_id, reason)
 
-    def record_answer(self, requested: str, agent: str, message: Any) -> None:
+    def record_answer(self, requested: str, agent: str, message: Any, duration_s: float) -> None:
         """Account for one answered request and announce a fallback the first time."""
         hidden = getattr(message.raw, "_hidden_params", None) or {}
         deployment = self.router.get_deployment(model_id=hidden.get("model_id") or "")
         served = deployment.model_name if deployment is not None else requested
         tokens = message.token_usage
+        prompt_tokens = tokens.input_tokens if tokens else 0
+        completion_tokens = tokens.output_tokens if tokens else 0
         cost = float(hidden.get("response_cost") or 0.0)
-        self.ledger.record(
-            served,
-            agent,
-            tokens.input_tokens if tokens else 0,
-            tokens.output_tokens if tokens else 0,
-            cost,
-        )
+        self.ledger.record(served, agent, prompt_tokens, completion_tokens, cost)
         if served != requested:
             self._announce(requested, served)
+        self.emit(
+            ModelCallFinished(
+                agent, requested, served, prompt_tokens, completion_tokens, cost, duration_s
+            )
+        )
+
+    def emit(self, event: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
 
     def _announce(self, requested: str, served: str) -> None:
         with self._lock:
@@ -317,8 +314,8 @@ class Routing:
             ]
         notice = FallbackNotice(requested, reasons[0] if reasons else "failed", served)
         self.fallbacks.append(notice)
-        if self._on_fallback is not None:
-            self._on_fallback(notice)
+        if self.on_event is not None:
+            self.on_event(notice)
 
     def model(self, name: str, agent: str) -> Any:
         """A smolagents model for one agent, sending every request through the Router."""
@@ -386,9 +383,25 @@ def _routed_model_class() -> type:
                     completion_kwargs.pop(key, None)
             return completion_kwargs
 
-        def generate(self, *args: Any, **kwargs: Any) -> Any:
-            message = super().generate(*args, **kwargs)
-            self.routing.record_answer(self.model_id, self.agent_name, message)
+        def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
+            chars = sum(len(str(getattr(m, "content", "") or "")) for m in messages)
+            self.routing.emit(
+                ModelCallStarted(self.agent_name, self.model_id, len(messages), chars)
+            )
+            started = time.monotonic()
+            try:
+                message = super().generate(messages, *args, **kwargs)
+            except Exception as error:
+                self.routing.emit(
+                    ModelCallFinished(
+                        self.agent_name, self.model_id, "", 0, 0, 0.0,
+                        time.monotonic() - started, error=_first_line(error),
+                    )
+                )  # fmt: skip
+                raise
+            self.routing.record_answer(
+                self.model_id, self.agent_name, message, time.monotonic() - started
+            )
             return message
 
     return RoutedModel
@@ -440,6 +453,12 @@ def backend_error_from(error: BaseException, model: str) -> BackendUnavailable |
         seen.add(id(current))
         kinds = {cls.__name__ for cls in type(current).__mro__}
         detail = _first_line(current)
+        if "Missing credentials" in detail or "api_key client option must be set" in detail:
+            return BackendUnavailable(
+                f"no API key for model {model}: {detail}",
+                hint="set the provider's key variable (LITELLM_PROXY_API_KEY for a LiteLLM "
+                "Proxy, OPENAI_API_KEY, GROQ_API_KEY, ...)",
+            )
         for kind, summary in _BACKEND_ERRORS.items():
             if kind in kinds:
                 return BackendUnavailable(

@@ -6,11 +6,21 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from local_brain.errors import ExitStatus
-from local_brain.models import FallbackNotice
-from local_brain.runner import MANAGER, SOLO, DelegationEvent, Event, Result
+from local_brain.events import (
+    Delegated,
+    Event,
+    FallbackNotice,
+    ModelCallFinished,
+    ModelCallStarted,
+    StepFinished,
+    ToolCalled,
+)
+from local_brain.runner import MANAGER, SOLO, Result
 
 PREVIEW_CHARS = 600
 
@@ -97,9 +107,11 @@ class StepPrinter:
             return
         if not self.show_steps:
             return
-        if isinstance(event, DelegationEvent):
+        if isinstance(event, Delegated):
             self.stream.write(f"  → {event.helper} on {event.model}: {_one_line(event.task)}\n")
             self.stream.flush()
+            return
+        if not isinstance(event, StepFinished):
             return
         indent = "" if event.agent in (MANAGER, SOLO) else "    "
         tokens = f"{event.input_tokens}+{event.output_tokens} tokens"
@@ -126,3 +138,122 @@ def _shorten(text: str, limit: int = PREVIEW_CHARS) -> str:
 
 def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.splitlines())
+
+
+class LiveProgress:
+    """The live view on a terminal's stderr: the agent tree (manager → helpers → recent tool
+    calls), each agent's current step with its elapsed time, tokens so far, and a spinner
+    while a model thinks. With ``verbose`` each step's code and output scroll above it."""
+
+    RECENT_TOOLS = 3
+
+    def __init__(self, console: Any = None, verbose: bool = False) -> None:
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.verbose = verbose
+        self.started = time.monotonic()
+        self.agents: dict[str, _AgentState] = {}
+        self.current: str | None = None
+        self.live: Any = None
+
+    def __enter__(self) -> LiveProgress:
+        from rich.live import Live
+
+        self.live = Live(
+            self, console=self.console, refresh_per_second=8, transient=True, redirect_stdout=False
+        )
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc_info)
+
+    def __rich__(self) -> Any:
+        return self.renderable()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FallbackNotice):
+            self.console.print(
+                f"model {event.failed} failed ({_one_line(event.reason)}); "
+                f"{event.took_over} took over",
+                style="yellow",
+                markup=False,
+            )
+        elif isinstance(event, Delegated):
+            self._agent(event.helper, event.model).task = event.task
+        elif isinstance(event, ModelCallStarted):
+            state = self._agent(event.agent, event.model)
+            state.status = "thinking"
+            state.step_started = time.monotonic()
+            self.current = event.agent
+        elif isinstance(event, ModelCallFinished):
+            state = self._agent(event.agent, event.model)
+            state.tokens += event.prompt_tokens + event.completion_tokens
+            state.status = "failed" if event.error else "running code"
+        elif isinstance(event, ToolCalled) and self.current:
+            arguments = ", ".join(f"{key}={value!r}" for key, value in event.arguments.items())
+            mark = "✗" if event.error else "→"
+            self.agents[self.current].tools.append(
+                f"{event.tool}({_shorten(arguments, 60)}) {mark} {event.output_chars} chars"
+            )
+            del self.agents[self.current].tools[: -self.RECENT_TOOLS]
+        elif isinstance(event, StepFinished):
+            state = self._agent(event.agent, event.model)
+            state.steps_done = event.step
+            state.status = "done" if event.error is None else "step failed"
+            if self.verbose:
+                self._print_step(event)
+        if self.live is not None:
+            self.live.refresh()
+
+    def _agent(self, name: str, model: str) -> _AgentState:
+        if name not in self.agents:
+            self.agents[name] = _AgentState(model=model)
+        return self.agents[name]
+
+    def _print_step(self, event: StepFinished) -> None:
+        from rich.syntax import Syntax
+
+        self.console.print(f"[bold]{event.agent}[/] step {event.step}", highlight=False)
+        if event.code:
+            self.console.print(Syntax(event.code, "python", theme="ansi_dark"))
+        if event.observations:
+            self.console.print(_shorten(event.observations), markup=False, style="dim")
+
+    def renderable(self) -> Any:
+        from rich.spinner import Spinner
+        from rich.text import Text
+        from rich.tree import Tree
+
+        tokens = sum(state.tokens for state in self.agents.values())
+        elapsed = time.monotonic() - self.started
+        tree = Tree(Text(f"local-brain · {elapsed:.1f}s · {tokens} tokens", style="bold"))
+        parents: dict[str, Any] = {}
+        for name, state in self.agents.items():
+            step_time = time.monotonic() - state.step_started if state.step_started else 0.0
+            line = (
+                f"{name} ({state.model}) · step {state.steps_done + 1} · {step_time:.1f}s · "
+                f"{state.tokens} tokens · {state.status}"
+            )
+            if state.task:
+                line += f" · task: {_shorten(state.task, 50)}"
+            label = Spinner("dots", text=line) if state.status == "thinking" else Text(line)
+            parent = tree if name in (MANAGER, SOLO) else parents.get(MANAGER, tree)
+            node = parent.add(label)
+            parents.setdefault(name, node)
+            for call in state.tools:
+                node.add(Text(call, style="dim"))
+        return tree
+
+
+@dataclass
+class _AgentState:
+    model: str
+    status: str = "waiting"
+    steps_done: int = 0
+    step_started: float = 0.0
+    tokens: int = 0
+    task: str = ""
+    tools: list[str] = field(default_factory=list)

@@ -9,41 +9,12 @@ from typing import Any
 
 from local_brain.config import Settings
 from local_brain.errors import AgentFailed, ExitStatus, LocalBrainError
-from local_brain.models import FallbackNotice
+from local_brain.events import Delegated, EventSink, FallbackNotice, StepFinished
 from local_brain.usage import UsageLedger
 from local_brain.workspace import Workspace
 
 MANAGER = "manager"
 SOLO = "agent"
-
-
-@dataclass
-class StepEvent:
-    """One finished agent step, for progress display."""
-
-    agent: str
-    model: str
-    step: int
-    model_output: str
-    code: str | None
-    observations: str | None
-    error: str | None
-    duration_s: float
-    input_tokens: int
-    output_tokens: int
-
-
-@dataclass
-class DelegationEvent:
-    """The manager handed a task to a helper."""
-
-    helper: str
-    model: str
-    task: str
-
-
-Event = StepEvent | DelegationEvent | FallbackNotice
-EventCallback = Callable[[Event], None]
 
 
 @dataclass
@@ -73,7 +44,7 @@ def run(
     task: str,
     settings: Settings,
     workspace: Workspace,
-    on_event: EventCallback | None = None,
+    on_event: EventSink | None = None,
     *,
     multi_agent: bool = False,
 ) -> Result:
@@ -103,13 +74,13 @@ def run(
     else:
         lead, worker = resolve_default_model(settings), None
         agent_models[SOLO] = lead
-    routing = Routing(settings, list(agent_models.values()), on_fallback=on_event)
+    routing = Routing(settings, list(agent_models.values()), on_event=on_event)
     try:
         if multi_agent:
 
             def on_delegate(helper: str, helper_task: str) -> None:
                 if on_event is not None:
-                    on_event(DelegationEvent(helper, agent_models[helper], helper_task))
+                    on_event(Delegated(helper, agent_models[helper], helper_task))
 
             agent = build_team(
                 routing.model(lead, MANAGER),
@@ -118,6 +89,7 @@ def run(
                 max_steps=settings.max_steps,
                 step_callback_for=step_callback_for,
                 on_delegate=on_delegate,
+                on_event=on_event,
             )
         else:
             agent = build_solo(
@@ -126,6 +98,7 @@ def run(
                 max_steps=settings.max_steps,
                 step_timeout=settings.step_timeout,
                 step_callback=step_callback_for(SOLO),
+                on_event=on_event,
             )
         try:
             run_result = agent.run(task)
@@ -156,14 +129,13 @@ def run(
     )
 
 
-def _step_event(agent_name: str, model_name: str, step: Any) -> StepEvent:
+def _step_event(agent_name: str, model_name: str, step: Any) -> StepFinished:
     timing = getattr(step, "timing", None)
     tokens = step.token_usage
-    return StepEvent(
+    return StepFinished(
         agent=agent_name,
         model=model_name,
         step=step.step_number,
-        model_output=str(step.model_output or ""),
         code=getattr(step, "code_action", None),
         observations=getattr(step, "observations", None),
         error=str(step.error) if getattr(step, "error", None) else None,

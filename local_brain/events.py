@@ -1,0 +1,92 @@
+"""What happens during a run, as plain data. The runner, the routed models and the tools
+emit these; the progress view and the transcript consume them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelCallStarted:
+    """An agent sent a request to its model."""
+
+    agent: str
+    model: str
+    messages: int
+    prompt_chars: int
+
+
+@dataclass(frozen=True)
+class ModelCallFinished:
+    """The model answered (or failed: ``error`` is set)."""
+
+    agent: str
+    model: str
+    served_by: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    duration_s: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolCalled:
+    """Model-written code called a repository tool."""
+
+    tool: str
+    arguments: dict[str, object]
+    output_chars: int
+    duration_s: float
+    error: bool
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    """One finished agent step: the code the model wrote and what it printed."""
+
+    agent: str
+    model: str
+    step: int
+    code: str | None
+    observations: str | None
+    error: str | None
+    duration_s: float
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Delegated:
+    """The manager handed a task to a helper."""
+
+    helper: str
+    model: str
+    task: str
+
+
+@dataclass(frozen=True)
+class FallbackNotice:
+    """A route failed and another took over."""
+
+    failed: str
+    reason: str
+    took_over: str
+
+
+Event = (
+    ModelCallStarted | ModelCallFinished | ToolCalled | StepFinished | Delegated | FallbackNotice
+)
+EventSink = Callable[[Event], None]
+
+
+@dataclass
+class Fanout:
+    """Send each event to several sinks, in order."""
+
+    sinks: list[EventSink] = field(default_factory=list)
+
+    def __call__(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink(event)
