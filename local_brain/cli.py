@@ -12,7 +12,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -28,7 +28,8 @@ class PromptFirstGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         group_flag = bool(args) and args[0] in ("--help", "-h", "--version")
-        if not group_flag and (not args or args[0] not in self.commands):
+        completing_command = ctx.resilient_parsing and not args  # offer command names
+        if not group_flag and not completing_command and (not args or args[0] not in self.commands):
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
 
@@ -44,6 +45,11 @@ class PromptFirstGroup(click.Group):
         with formatter.section("Options"):
             formatter.write_dl(records)
         self.format_commands(ctx, formatter)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        """Complete command names and the main command's options alike."""
+        items = super().shell_complete(ctx, incomplete)
+        return items + self.commands[DEFAULT_COMMAND].shell_complete(ctx, incomplete)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in super().list_commands(ctx) if name != DEFAULT_COMMAND]
@@ -295,6 +301,98 @@ def tool_command(name: str, arguments: tuple[str, ...], root: Path | None) -> No
     click.echo(output)
     if output.startswith("Error: "):
         sys.exit(ExitStatus.AGENT_FAILED)
+
+
+# -- models, doctor, config ---------------------------------------------------------------
+
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (LiteLLM proxy format). Also LOCAL_BRAIN_CONFIG.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+def _settings(config_file: Path | None, **flags: Any) -> Any:
+    from local_brain.config import load_settings
+
+    return load_settings(str(config_file) if config_file else None, **flags)
+
+
+@cli.command(name="models")
+@config_option
+@click.option("--api-base", help="Ollama server URL (default: OLLAMA_API_BASE).")
+@json_option
+def models_command(config_file: Path | None, api_base: str | None, as_json: bool) -> None:
+    """List the models the Ollama server has and the model groups from config.
+
+    Exit 3 when the server cannot be reached.
+    """
+    from local_brain import diagnostics, render
+
+    data = diagnostics.describe_models(_settings(config_file, api_base=api_base))
+    if as_json:
+        render.print_json(data)
+    else:
+        click.echo(diagnostics.format_models(data))
+    if not data["reachable"]:
+        sys.exit(ExitStatus.BACKEND_UNAVAILABLE)
+
+
+@cli.command(name="doctor")
+@config_option
+@root_option
+@json_option
+def doctor_command(config_file: Path | None, root: Path | None, as_json: bool) -> None:
+    """Check the setup: config, endpoints, models, context size, git, search and grammars.
+
+    Exit 0 only when every check passes, else 1.
+    """
+    from local_brain import diagnostics, render
+
+    settings = _settings(config_file)
+    try:
+        workspace_root: Path | None = choose_root(root)
+    except LocalBrainError:
+        workspace_root = None
+    checks = diagnostics.run_doctor(settings, workspace_root)
+    if as_json:
+        render.print_json(diagnostics.doctor_document(checks))
+    else:
+        click.echo(diagnostics.format_doctor(checks))
+    if not all(check.ok for check in checks):
+        sys.exit(ExitStatus.AGENT_FAILED)
+
+
+@cli.group(name="config")
+def config_group() -> None:
+    """Show the effective configuration or where it comes from."""
+
+
+@config_group.command(name="show")
+@config_option
+@json_option
+def config_show(config_file: Path | None, as_json: bool) -> None:
+    """The effective settings after every layer, with secrets masked."""
+    from local_brain import diagnostics, render
+
+    view = diagnostics.config_view(_settings(config_file))
+    if as_json:
+        render.print_json(view)
+    else:
+        click.echo(diagnostics.format_config(view), nl=False)
+
+
+@config_group.command(name="path")
+@config_option
+def config_path(config_file: Path | None) -> None:
+    """The user config file's path (first line), then each config file in effect."""
+    from local_brain.config import user_config_path
+
+    click.echo(str(user_config_path(os.environ)))
+    for path in _settings(config_file).config_files:
+        click.echo(str(path))
 
 
 # -- entry point --------------------------------------------------------------------------

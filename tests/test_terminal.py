@@ -105,7 +105,11 @@ def test_live_view_shows_the_agent_tree() -> None:
 
 def test_live_view_verbose_prints_code_and_output() -> None:
     output = render_progress(
-        [StepFinished("agent", "m", 1, 'print(read_file("a.py"))', "a.py: lines 1-1", None, 1, 1, 1)],
+        [
+            StepFinished(
+                "agent", "m", 1, 'print(read_file("a.py"))', "a.py: lines 1-1", None, 1, 1, 1
+            )
+        ],
         verbose=True,
     )
     assert 'print(read_file("a.py"))' in output and "a.py: lines 1-1" in output

@@ -1,0 +1,428 @@
+"""`models`, `doctor` and `config` logic against the scripted model server over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from local_brain.config import Settings, load_settings
+from local_brain.diagnostics import (
+    Check,
+    config_view,
+    describe_models,
+    doctor_document,
+    format_config,
+    format_doctor,
+    format_models,
+    mask_url,
+    run_doctor,
+)
+from tests.fakes.model_server import FakeModel, Fault, ModelServer, closed_port_url
+
+SECRET = "sk-abcdef123456"
+
+
+def settings_for(
+    tmp_path: Path, config: str | None = None, ollama: str | None = None, **env: str
+) -> Settings:
+    """Settings from a temporary config file, with OLLAMA_API_BASE pointing at ``ollama``."""
+    environ = {"HOME": str(tmp_path / "home"), **env}
+    if ollama:
+        environ["OLLAMA_API_BASE"] = ollama
+    path = None
+    if config is not None:
+        path = tmp_path / "config.yaml"
+        path.write_text(config)
+    return load_settings(str(path) if path else None, environ=environ)
+
+
+def by_name(checks: list[Check]) -> dict[str, Check]:
+    return {check.name: check for check in checks}
+
+
+def failed(checks: list[Check]) -> dict[str, Check]:
+    return {check.name: check for check in checks if not check.ok}
+
+
+# -- models -------------------------------------------------------------------------------
+
+
+def test_describe_models_lists_installed_models_with_context_length(
+    model_server: ModelServer, tmp_path: Path
+) -> None:
+    model_server.installed = ["qwen3:30b", FakeModel("tiny:1b", context_length=2048)]
+    settings = settings_for(
+        tmp_path,
+        f"""
+model_list:
+  - model_name: worker
+    litellm_params: {{model: ollama_chat/tiny:1b, api_base: "{model_server.url}"}}
+  - model_name: worker
+    litellm_params: {{model: openai/gpt-4o-mini, api_key: {SECRET}}}
+""",
+        ollama=model_server.url,
+    )
+
+    data = describe_models(settings)
+
+    assert data["server"] == model_server.url
+    assert (data["reachable"], data["error"]) == (True, None)
+    installed = {model["name"]: model for model in data["installed"]}
+    assert set(installed) == {"qwen3:30b", "tiny:1b"}
+    assert installed["tiny:1b"]["context_length"] == 2048
+    assert installed["qwen3:30b"]["context_length"] == 32768
+    assert installed["qwen3:30b"]["parameter_size"] == "30B"
+    assert installed["qwen3:30b"]["family"] == "qwen3"
+    assert installed["qwen3:30b"]["size_bytes"] > 0
+    assert data["default"] == "qwen3:30b"
+    assert data["groups"] == [
+        {
+            "name": "worker",
+            "deployments": [
+                {"model": "ollama_chat/tiny:1b", "api_base": model_server.url},
+                {"model": "openai/gpt-4o-mini", "api_base": None},
+            ],
+        }
+    ]
+    assert SECRET not in json.dumps(data)
+    assert len(model_server.requests_to("/api/show")) == 2
+    text = format_models(data)
+    assert "tiny:1b" in text and "2048" in text and "worker" in text
+
+
+def test_describe_models_against_an_unreachable_server(tmp_path: Path) -> None:
+    dead = closed_port_url()
+    data = describe_models(settings_for(tmp_path, ollama=dead))
+
+    assert data["reachable"] is False
+    assert "refused" in data["error"]
+    assert data["installed"] == [] and data["groups"] == [] and data["default"] is None
+    json.dumps(data)
+    assert "not reachable" in format_models(data) and "ollama serve" in format_models(data)
+
+
+# -- doctor -------------------------------------------------------------------------------
+
+
+def test_doctor_passes_against_a_healthy_server(
+    model_server: ModelServer, tmp_path: Path, make_repo
+) -> None:
+    repo = make_repo({"app.py": "def main():\n    pass\n"})
+    settings = settings_for(
+        tmp_path,
+        f"""
+model_list:
+  - model_name: manager
+    litellm_params: {{model: ollama_chat/qwen3:30b, api_base: "{model_server.url}", num_ctx: 16384}}
+  - model_name: worker
+    litellm_params: {{model: ollama/llama3.2, api_base: "{model_server.url}"}}
+local_brain: {{model: manager, worker: worker}}
+""",
+        ollama=model_server.url,
+    )
+
+    started = time.monotonic()
+    checks = run_doctor(settings, repo)
+    elapsed = time.monotonic() - started
+
+    assert failed(checks) == {}
+    assert elapsed < 2.0
+    names = by_name(checks)
+    assert {
+        "config",
+        f"endpoint {model_server.url}",
+        "default model",
+        "model manager",
+        "model worker",  # llama3.2 is installed as llama3.2:latest
+        "context manager",
+        "git",
+        "repository",
+        "ripgrep",
+        "tree-sitter grammars",
+    } <= set(names)
+    assert str(tmp_path / "config.yaml") in names["config"].detail
+    assert "16384" in names["context manager"].detail  # the deployment's own num_ctx
+    assert "32768" in names["context manager"].detail
+    assert "git repository" in names["repository"].detail
+    document = doctor_document(checks)
+    assert document["ok"] is True
+    assert json.loads(json.dumps(document))["checks"][0] == names["config"].as_dict()
+    assert format_doctor(checks).splitlines()[-1] == f"All {len(checks)} checks passed."
+
+
+def test_doctor_picks_the_default_model_when_none_is_configured(
+    model_server: ModelServer, tmp_path: Path
+) -> None:
+    checks = by_name(run_doctor(settings_for(tmp_path, ollama=model_server.url), None))
+
+    assert "packaged defaults only" in checks["config"].detail
+    assert checks["default model"].ok and "qwen2.5-coder:7b" in checks["default model"].detail
+    assert checks["context qwen2.5-coder:7b"].ok
+    assert "8192" in checks["context qwen2.5-coder:7b"].detail
+    assert "repository" not in checks
+
+
+def test_doctor_without_model_or_server_says_why(tmp_path: Path) -> None:
+    dead = closed_port_url()
+    checks = run_doctor(settings_for(tmp_path, ollama=dead), None)
+
+    bad = failed(checks)
+    assert set(bad) == {f"endpoint {dead}", "default model"}
+    assert "refused" in bad["default model"].detail
+    assert "ollama serve" in (bad["default model"].fix or "")
+    assert "ollama serve" in (bad[f"endpoint {dead}"].fix or "")
+    text = format_doctor(checks)
+    assert f"✗ endpoint {dead}" in text and "fix: start Ollama with `ollama serve`" in text
+    assert text.splitlines()[-1] == f"2 of {len(checks)} checks failed."
+
+
+def test_doctor_reports_a_dead_endpoint(model_server: ModelServer, tmp_path: Path) -> None:
+    dead = closed_port_url()
+    settings = settings_for(
+        tmp_path,
+        f"""
+model_list:
+  - model_name: remote
+    litellm_params: {{model: ollama_chat/qwen3:30b, api_base: "{dead}"}}
+  - model_name: vllm
+    litellm_params: {{model: hosted_vllm/qwen3:30b, api_base: "{closed_port_url()}/v1"}}
+local_brain: {{model: remote}}
+""",
+        ollama=model_server.url,
+    )
+
+    started = time.monotonic()
+    bad = failed(run_doctor(settings, None))
+    assert time.monotonic() - started < 2.0
+
+    assert set(bad) == {
+        f"endpoint {dead}",
+        next(name for name in bad if name.endswith("/v1")),
+        "model remote",
+        "model vllm",
+        "context remote",
+    }
+    assert "not reachable: connection refused" in bad[f"endpoint {dead}"].detail
+    assert "ollama serve" in (bad[f"endpoint {dead}"].fix or "")
+    vllm_endpoint = next(check for name, check in bad.items() if name.endswith("/v1"))
+    assert "OpenAI-compatible" in vllm_endpoint.detail
+    assert "check api_base" in (vllm_endpoint.fix or "")
+    assert "not reachable" in bad["model remote"].detail
+    assert not model_server.requests_to("/api/show")  # nothing to ask a dead server
+
+
+def test_doctor_reports_a_missing_model_with_the_pull_command(
+    model_server: ModelServer, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        tmp_path,
+        f"""
+model_list:
+  - model_name: big
+    litellm_params: {{model: ollama_chat/qwen9:70b, api_base: "{model_server.url}"}}
+local_brain: {{model: big, worker: qwen2.5:3b, agents: {{git_ops: {{model: nope:1b}}}}}}
+""",
+        ollama=model_server.url,
+    )
+
+    checks = run_doctor(settings, None)
+
+    bad = failed(checks)
+    assert set(bad) == {"model big", "model nope:1b", "context big"}
+    assert "qwen9:70b is not on" in bad["model big"].detail
+    assert "qwen3:30b" in bad["model big"].detail  # what the server does have
+    assert bad["model big"].fix == "ollama pull qwen9:70b"
+    assert bad["model nope:1b"].fix == "ollama pull nope:1b"
+    assert "not installed" in bad["context big"].detail
+    assert by_name(checks)["model qwen2.5:3b"].ok
+    assert "fix: ollama pull qwen9:70b" in format_doctor(checks)
+
+
+def test_doctor_checks_openai_compatible_servers(model_server: ModelServer, tmp_path: Path) -> None:
+    settings = settings_for(
+        tmp_path,
+        f"""
+model_list:
+  - model_name: served
+    litellm_params: {{model: hosted_vllm/qwen2.5:3b, api_base: "{model_server.openai_url}"}}
+  - model_name: absent
+    litellm_params: {{model: openai/not-loaded, api_base: "{model_server.openai_url}",
+                      api_key: {SECRET}}}
+  - model_name: cloud
+    litellm_params: {{model: groq/llama-3.3-70b-versatile, api_key: {SECRET}}}
+local_brain: {{model: served}}
+""",
+        ollama=model_server.url,
+    )
+
+    checks = run_doctor(settings, None)
+
+    bad = failed(checks)
+    assert set(bad) == {"model absent"}
+    names = by_name(checks)
+    assert names["model served"].ok and "available" in names["model served"].detail
+    assert "not checked" in names["model cloud"].detail
+    assert "not an Ollama model" in names["context served"].detail
+    assert SECRET not in json.dumps(doctor_document(checks))
+    models_calls = model_server.requests_to("/v1/models")
+    assert models_calls and models_calls[0].headers.get("authorization") == f"Bearer {SECRET}"
+
+
+def test_doctor_context_size_fails_when_num_ctx_exceeds_the_model(
+    model_server: ModelServer, tmp_path: Path
+) -> None:
+    model_server.installed.append(FakeModel("tiny:1b", context_length=2048))
+    too_big = settings_for(
+        tmp_path, "local_brain: {model: tiny:1b, num_ctx: 4096}\n", ollama=model_server.url
+    )
+
+    bad = failed(run_doctor(too_big, None))
+
+    assert set(bad) == {"context tiny:1b"}
+    assert "4096" in bad["context tiny:1b"].detail and "2048" in bad["context tiny:1b"].detail
+    assert "num_ctx" in (bad["context tiny:1b"].fix or "")
+
+    fitting = settings_for(
+        tmp_path,
+        f"""
+model_list:
+  - model_name: tiny
+    litellm_params: {{model: ollama_chat/tiny:1b, api_base: "{model_server.url}", num_ctx: 2048}}
+local_brain: {{model: tiny, num_ctx: 4096}}
+""",
+        ollama=model_server.url,
+    )
+    context = by_name(run_doctor(fitting, None))["context tiny"]
+    assert context.ok and "2048" in context.detail
+
+
+def test_an_unused_default_server_does_not_fail_the_doctor(
+    model_server: ModelServer, tmp_path: Path
+) -> None:
+    dead = closed_port_url()
+    settings = settings_for(
+        tmp_path,
+        f"""
+model_list:
+  - model_name: main
+    litellm_params: {{model: ollama_chat/qwen3:30b, api_base: "{model_server.url}"}}
+local_brain: {{model: main}}
+""",
+        ollama=dead,
+    )
+
+    checks = run_doctor(settings, None)
+
+    assert failed(checks) == {}
+    assert "not needed" in by_name(checks)[f"endpoint {dead}"].detail
+
+
+def test_a_hanging_server_is_given_up_on_quickly(model_server: ModelServer, tmp_path: Path) -> None:
+    model_server.route_faults["/api/tags"] = Fault.hang(30)
+    settings = settings_for(tmp_path, ollama=model_server.url)
+
+    started = time.monotonic()
+    bad = failed(run_doctor(settings, None))
+    assert time.monotonic() - started < 3.5
+
+    assert "no answer within" in bad[f"endpoint {model_server.url}"].detail
+    assert "default model" in bad
+
+
+# -- config -------------------------------------------------------------------------------
+
+
+def test_config_view_masks_secrets_and_lists_files(tmp_path: Path) -> None:
+    settings = settings_for(
+        tmp_path,
+        f"""
+model_list:
+  - model_name: team
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_key: {SECRET}
+      api_base: https://alice:hunter2@llm.example.com/v1
+      max_tokens: 4096
+      aws_secret_access_key: abc
+  - model_name: proxy
+    litellm_params: {{model: litellm_proxy/worker, api_base: "http://gpu:4000/?token=t0ps3cr3t"}}
+litellm_settings: {{callbacks: [langfuse], langfuse_public_key: pk-lf-0123456789}}
+local_brain: {{model: team, num_ctx: 16384}}
+""",
+        ollama="http://bob:pw@ollama.lan:11434",
+    )
+
+    view = config_view(settings)
+
+    params = view["model_list"][0]["litellm_params"]
+    assert params["api_key"] == "****3456"
+    assert params["api_base"] == "https://****@llm.example.com/v1"
+    assert params["max_tokens"] == 4096  # a number, not a secret
+    assert params["aws_secret_access_key"] == "****"
+    assert view["model_list"][1]["litellm_params"]["api_base"] == "http://gpu:4000/?token=****"
+    assert view["litellm_settings"]["langfuse_public_key"] == "****6789"
+    assert view["ollama_api_base"] == "http://****@ollama.lan:11434"
+    assert view["local_brain"]["model"] == "team" and view["local_brain"]["num_ctx"] == 16384
+    assert view["local_brain"]["max_steps"] == 15
+    assert view["config_files"] == [str(tmp_path / "config.yaml")]
+    assert settings.model_list[0]["litellm_params"]["api_key"] == SECRET  # not modified
+
+    text = format_config(view)
+    for secret in (SECRET, "hunter2", "t0ps3cr3t", "pk-lf-0123456789", "pw@"):
+        assert secret not in text
+        assert secret not in json.dumps(view)
+    assert text.startswith(f"# from: {tmp_path / 'config.yaml'}\n")
+    assert yaml.safe_load(text)["router_settings"]["num_retries"] == 1
+
+
+def test_config_view_with_packaged_defaults_only(tmp_path: Path) -> None:
+    view = config_view(settings_for(tmp_path))
+    assert view["config_files"] == [] and view["model_list"] == []
+    assert format_config(view).startswith("# from: packaged defaults only\n")
+
+
+def test_mask_url_leaves_plain_urls_alone() -> None:
+    assert mask_url("http://localhost:11434") == "http://localhost:11434"
+    assert mask_url("https://u@h/x?a=1&api_key=zz") == "https://****@h/x?a=1&api_key=****"
+
+
+def test_inspect_never_imports_the_model_stack(model_server: ModelServer, tmp_path: Path) -> None:
+    script = (
+        "import sys, json\n"
+        "from local_brain.config import load_settings\n"
+        "from local_brain.diagnostics import describe_models, run_doctor, config_view\n"
+        "s = load_settings()\n"
+        "describe_models(s); run_doctor(s, None); config_view(s)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('litellm', 'smolagents'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"HOME": str(tmp_path), "OLLAMA_API_BASE": model_server.url, "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_a_failing_server_is_reported_not_raised(model_server: ModelServer, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, ollama=model_server.url)
+    model_server.route_faults["/api/tags"] = Fault.status(500, "boom")
+    data = describe_models(settings)
+    assert (data["reachable"] is False and "500" in data["error"]) or "Internal" in data["error"]
+    assert (
+        "Internal Server Error"
+        in by_name(run_doctor(settings))[f"endpoint {model_server.url}"].detail
+    )
+
+    model_server.route_faults["/api/tags"] = Fault.garbage("[1, 2]")
+    assert describe_models(settings)["error"] == "unexpected answer to GET /api/tags"
+    assert not by_name(run_doctor(settings))[f"endpoint {model_server.url}"].ok
