@@ -16,7 +16,8 @@ import yaml
 
 from local_brain.config import Settings
 from local_brain.errors import ConfigError
-from local_brain.events import EventSink, ToolCalled
+from local_brain.events import ContainmentReduced, EventSink, ToolCalled
+from local_brain.sandbox import SandboxExecutor
 from local_brain.tools import ToolSpec, all_tools
 from local_brain.workspace import Workspace
 
@@ -195,6 +196,8 @@ def build_solo(
         max_steps=max_steps,
         step_timeout=step_timeout,
         step_callback=step_callback,
+        workspace=workspace,
+        on_event=on_event,
     )
 
 
@@ -204,6 +207,7 @@ def build_team(
     workspace: Workspace,
     *,
     max_steps: int,
+    step_timeout: float,
     step_callback_for: Callable[[str], Callable[..., None] | None],
     on_delegate: Callable[[str, str], None] | None = None,
     on_event: EventSink | None = None,
@@ -228,18 +232,21 @@ def build_team(
             description=role.description,
             instructions=role.focus,
             on_delegate=on_delegate,
+            workspace=workspace,
+            on_event=on_event,
         )
         managed.append(helper)
-    # The manager's code mostly waits for helpers, whose model calls step_timeout must not
-    # cut short, so its steps are not timed; each helper's own code steps are.
+    # The step timeout does not count the time helpers take (see SandboxExecutor).
     return _code_agent(
         tools=[],
         model=manager_model,
         prompt_templates=load_prompt_templates("manager"),
         max_steps=max_steps,
-        step_timeout=None,
+        step_timeout=step_timeout,
         step_callback=step_callback_for("manager"),
         managed_agents=managed,
+        workspace=workspace,
+        on_event=on_event,
     )
 
 
@@ -251,6 +258,8 @@ def _code_agent(
     max_steps: int,
     step_timeout: float | None,
     step_callback: Callable[..., None] | None,
+    workspace: Workspace,
+    on_event: EventSink | None,
     on_delegate: Callable[[str, str], None] | None = None,
     **kwargs: Any,
 ) -> Any:
@@ -296,16 +305,22 @@ def _code_agent(
                 )
             return _cap(report, MAX_REPORT_CHARS)
 
+    executor = SandboxExecutor(
+        authorized_imports=[],
+        step_timeout=step_timeout,
+        max_print_outputs_length=MAX_OBSERVATION_CHARS,
+        workspace_root=workspace.root,
+        on_reduced=(lambda missing: on_event(ContainmentReduced(tuple(missing))))
+        if on_event is not None
+        else None,
+    )
     return ExplorerAgent(
         tools=tools,
         model=model,
         prompt_templates=prompt_templates,
         max_steps=max_steps,
         code_block_tags="markdown",
-        additional_authorized_imports=[],
-        executor_kwargs={
-            "timeout_seconds": None if step_timeout is None else max(1, round(step_timeout))
-        },
+        executor=executor,
         max_print_outputs_length=MAX_OBSERVATION_CHARS,
         verbosity_level=LogLevel.OFF,
         step_callbacks=[step_callback] if step_callback else [],

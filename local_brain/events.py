@@ -75,8 +75,21 @@ class FallbackNotice:
     took_over: str
 
 
+@dataclass(frozen=True)
+class ContainmentReduced:
+    """Model-written code runs with weaker confinement than intended on this system."""
+
+    missing: tuple[str, ...]
+
+
 Event = (
-    ModelCallStarted | ModelCallFinished | ToolCalled | StepFinished | Delegated | FallbackNotice
+    ContainmentReduced
+    | ModelCallStarted
+    | ModelCallFinished
+    | ToolCalled
+    | StepFinished
+    | Delegated
+    | FallbackNotice
 )
 EventSink = Callable[[Event], None]
 

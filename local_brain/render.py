@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from local_brain.errors import ExitStatus
 from local_brain.events import (
+    ContainmentReduced,
     Delegated,
     Event,
     FallbackNotice,
@@ -98,6 +99,10 @@ class StepPrinter:
         self.show_steps = show_steps or verbose
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, ContainmentReduced):
+            self.stream.write(f"local-brain: warning: {containment_warning(event)}\n")
+            self.stream.flush()
+            return
         if isinstance(event, FallbackNotice):
             self.stream.write(
                 f"local-brain: model {event.failed} failed ({_one_line(event.reason)}); "
@@ -126,6 +131,10 @@ class StepPrinter:
             if event.observations:
                 self.stream.write(_indent(_shorten(event.observations), indent + "    ") + "\n")
         self.stream.flush()
+
+
+def containment_warning(event: ContainmentReduced) -> str:
+    return "model-written code runs with reduced containment: no " + "; no ".join(event.missing)
 
 
 def _one_line(text: str | None) -> str:
@@ -174,7 +183,11 @@ class LiveProgress:
         return self.renderable()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, FallbackNotice):
+        if isinstance(event, ContainmentReduced):
+            self.console.print(
+                f"warning: {containment_warning(event)}", style="yellow", markup=False
+            )
+        elif isinstance(event, FallbackNotice):
             self.console.print(
                 f"model {event.failed} failed ({_one_line(event.reason)}); "
                 f"{event.took_over} took over",

@@ -75,6 +75,7 @@ def run(
         lead, worker = resolve_default_model(settings), None
         agent_models[SOLO] = lead
     routing = Routing(settings, list(agent_models.values()), on_event=on_event)
+    agent = None
     try:
         if multi_agent:
 
@@ -87,6 +88,7 @@ def run(
                 [(setup, routing.model(setup.model_name, setup.role.name)) for setup in setups],
                 workspace,
                 max_steps=settings.max_steps,
+                step_timeout=settings.step_timeout,
                 step_callback_for=step_callback_for,
                 on_delegate=on_delegate,
                 on_event=on_event,
@@ -110,6 +112,8 @@ def run(
                 raise backend from error
             raise AgentFailed(f"the agent failed: {_first_line(error)}") from error
     finally:
+        for each in [agent, *getattr(agent, "managed_agents", {}).values()] if agent else []:
+            each.cleanup()  # stops the sandbox processes
         routing.close()
 
     if run_result.state != "success" or run_result.output == STEP_LIMIT_MESSAGE:
