@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
             import traceback
 
             traceback.print_exc()
-        _fail(error.message, error.exit_status, error.hint, as_json)
+        _fail(error.message, error.exit_status, error.hint, as_json, error.usage)
     except KeyboardInterrupt:
         _fail("interrupted", ExitStatus.INTERRUPTED, None, as_json)
     except BrokenPipeError:
@@ -437,11 +437,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
     sys.exit(ExitStatus.OK)
 
 
-def _fail(message: str, status: ExitStatus, hint: str | None, as_json: bool) -> NoReturn:
+def _fail(
+    message: str, status: ExitStatus, hint: str | None, as_json: bool, usage: Any = None
+) -> NoReturn:
+    """One error line (and a hint); the partial usage of a failed run; the JSON document."""
     from local_brain import render
 
     message = " ".join(message.split())
     render.print_error(message, hint)
+    if usage is not None and usage.by_model:
+        render.print_notice(usage.summary_line())
     if as_json:
-        render.print_json(render.error_document(message, status, hint))
+        render.print_json(render.error_document(message, status, hint, usage))
     sys.exit(status)

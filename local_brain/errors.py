@@ -11,6 +11,7 @@ Exit codes (the outside contract, see README):
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitStatus(IntEnum):
@@ -30,6 +31,7 @@ class LocalBrainError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.usage: Any = None  # the run's UsageLedger when a run was under way
 
     def __str__(self) -> str:
         return self.message

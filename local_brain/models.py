@@ -482,6 +482,8 @@ def _hint(kind: str, model: str) -> str:
 
 
 def _first_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    text = re.sub(r"^(litellm\.)?\w+(Error|Exception)?: ", "", text)
+    """The gist of an exception in one line, without the tracebacks litellm embeds."""
+    text = str(error).split("Traceback (most recent call last)", 1)[0]
+    text = " ".join(text.split())
+    text = re.sub(r"^(litellm\.)?\w+(Error|Exception)?: ", "", text) or type(error).__name__
     return text[:240] + ("…" if len(text) > 240 else "")

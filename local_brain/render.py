@@ -22,6 +22,7 @@ from local_brain.events import (
     ToolCalled,
 )
 from local_brain.runner import MANAGER, SOLO, Result
+from local_brain.usage import UsageLedger
 
 PREVIEW_CHARS = 600
 
@@ -61,8 +62,17 @@ def result_document(result: Result) -> dict[str, Any]:
     }
 
 
-def error_document(message: str, status: ExitStatus, hint: str | None = None) -> dict[str, Any]:
-    return {"answer": None, "error": message, "hint": hint, "exit_code": int(status)}
+def error_document(
+    message: str, status: ExitStatus, hint: str | None = None, usage: UsageLedger | None = None
+) -> dict[str, Any]:
+    by_model = usage.by_model if usage is not None else {}
+    return {
+        "answer": None,
+        "error": message,
+        "hint": hint,
+        "usage": {name: counts.as_dict() for name, counts in by_model.items()},
+        "exit_code": int(status),
+    }
 
 
 def print_json(document: dict[str, Any], stream: IO[str] | None = None) -> None:

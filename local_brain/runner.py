@@ -111,16 +111,19 @@ def run(
             if backend is not None:
                 raise backend from error
             raise AgentFailed(f"the agent failed: {_first_line(error)}") from error
+        if run_result.state != "success" or run_result.output == STEP_LIMIT_MESSAGE:
+            raise AgentFailed(
+                f"no answer after {settings.max_steps} steps (step limit reached)",
+                hint="raise --max-steps, ask a narrower question, or try a stronger model",
+            )
+    except LocalBrainError as error:
+        error.usage = routing.ledger  # what the run cost before it failed
+        raise
     finally:
         for each in [agent, *getattr(agent, "managed_agents", {}).values()] if agent else []:
             each.cleanup()  # stops the sandbox processes
         routing.close()
 
-    if run_result.state != "success" or run_result.output == STEP_LIMIT_MESSAGE:
-        raise AgentFailed(
-            f"no answer after {settings.max_steps} steps (step limit reached)",
-            hint="raise --max-steps, ask a narrower question, or try a stronger model",
-        )
     return Result(
         answer=str(run_result.output).strip(),
         model=lead,

@@ -44,6 +44,7 @@ from local_brain.workspace import (
 )
 
 SEARCH_TIMEOUT_SECONDS = 60.0
+MAX_SEARCH_FILE_SIZE = "64M"  # larger files (logs, dumps) are not searched
 MAX_PATTERN_CHARS = 1000
 MAX_RESULTS_LIMIT = 500
 ROW_TEXT_CHARS = 200
@@ -372,6 +373,7 @@ def _search_rg(
     """
     case = "--ignore-case" if ignore_case else "--case-sensitive"
     command = [*_rg_base_command(rg, ws), "--count", "--with-filename", "--null", case]
+    command += ["--max-filesize", MAX_SEARCH_FILE_SIZE]  # bounded memory: rg holds whole lines
     if glob:
         command += ["--glob", glob]  # first, so the exclusions after it take precedence
     command += _exclusion_args()
@@ -876,7 +878,7 @@ SEARCH_CODE = ToolSpec(
         "e.g. '37 matches in 9 files (showing 37)'. Each row is 'path:line: text'; the first "
         "10 rows end with '  [in <kind> <name>]' naming the enclosing function or class, "
         "e.g. 'src/auth.py:42: return token  [in method Auth.check]'. Rows are in path "
-        "order. Escape regex characters such as ( [ . * to match them literally."
+        "order. Escape regex characters such as ( [ . * to match them literally. Files over 64 MB are not searched."
     ),
     params=(
         Param("pattern", "string", "Regular expression to search for, e.g. 'def \\w+_user'."),
