@@ -20,6 +20,7 @@ from local_brain import __version__
 from local_brain.errors import ExitStatus, LocalBrainError, UsageError
 
 MAX_STDIN_CHARS = 100_000
+MAX_PROMPT_CHARS = 20_000
 DEFAULT_COMMAND = "ask"
 
 
@@ -201,10 +202,17 @@ def read_prompt(prompt: str | None) -> str:
         if piped is None:
             raise UsageError("no prompt: pass a question, or pipe one on standard input")
         task = piped
-    elif piped and piped.strip():
-        task = f"{prompt}\n\n--- context from standard input ---\n{piped}\n--- end of context ---"
     else:
+        if len(prompt) > MAX_PROMPT_CHARS:
+            from local_brain.render import print_notice
+
+            print_notice(f"the prompt was cut to its first {MAX_PROMPT_CHARS} characters")
+            prompt = prompt[:MAX_PROMPT_CHARS] + " […prompt truncated by local-brain]"
         task = prompt
+        if piped and piped.strip():
+            task = (
+                f"{prompt}\n\n--- context from standard input ---\n{piped}\n--- end of context ---"
+            )
     if not task.strip():
         raise UsageError("the prompt is empty")
     return task

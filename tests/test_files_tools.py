@@ -131,3 +131,25 @@ def test_file_info_outside_git(make_repo) -> None:
     root = make_repo({"a.txt": "hi\n"}, git_init=False)
     out = call(root, "file_info", path="a.txt")
     assert "git: not a git repository" in out
+
+
+def test_odd_file_names_and_absurd_counts(make_repo) -> None:
+    root = make_repo(
+        {
+            "we ird\nname.py": "def odd_one():\n    pass\n",
+            "ünïcödé.py": "def unicode_one():\n    pass\n",
+            "-rf.py": "def dash_one():\n    pass\n",
+            "bad_bytes.txt": b"ok \xff\xfe\xfd line\n",
+        }
+    )
+    listing = call(root, "list_directory")
+    assert "ünïcödé.py" in listing and "-rf.py" in listing
+    assert "def dash_one" in call(root, "read_file", path="-rf.py")
+    assert "def unicode_one" in call(root, "read_file", path="ünïcödé.py")
+    assert "\ufffd" in call(root, "read_file", path="bad_bytes.txt")
+    found = call(root, "search_code", pattern="_one", max_results=10**9)
+    assert found.splitlines()[0].startswith("3 matches in 3 files")
+    assert call(root, "search_code", pattern="(" * 2000).startswith("Error: ")
+    assert call(root, "search_code", pattern="a{99999999}").startswith("Error: ")
+    assert call(root, "git_log", max_count=-5).count("Initial commit") == 1
+    assert call(root, "read_file", path="-rf.py", start_line=-10).splitlines()[1].strip()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.fakes.model_server import ModelServer
+from tests.fakes.model_server import Fault, ModelServer
 from tests.test_e2e import code, run_cli
 
 SECRET = "sk-live-HUNTER2-credential"
@@ -66,3 +69,107 @@ def test_repository_is_not_modified(model_server: ModelServer, make_repo, tmp_pa
     assert result.returncode == 0, result.stderr
     last = json.loads(transcript.read_text().splitlines()[-1])
     assert last["repository_unmodified"] is True
+
+
+NETWORK_AUDIT = """
+import atexit, json, sys
+log, args = sys.argv[1], sys.argv[2:]
+seen = []
+def hook(event, details):
+    if event == "socket.connect":
+        seen.append(["connect", repr(details[1])])
+    elif event == "socket.getaddrinfo":
+        seen.append(["resolve", str(details[0])])
+sys.addaudithook(hook)
+atexit.register(lambda: open(log, "w").write(json.dumps(seen)))
+sys.argv = ["local-brain", *args]
+from local_brain.cli import main
+main()
+"""
+
+
+def test_only_the_model_endpoint_is_contacted(
+    model_server: ModelServer, make_repo, tmp_path
+) -> None:
+    """No price lists, telemetry or hub look-ups, even from a repo whose .env points elsewhere."""
+    repo = make_repo(
+        {"a.py": "x = 1\n", ".env": "HTTP_PROXY=http://10.9.9.9:3128\nHF_HUB_OFFLINE=0\n"}
+    )
+    model_server.script(
+        "qwen3:30b", [code('print(code_search(task="x"))'), code('final_answer("ok")')]
+    )
+    model_server.script("qwen2.5:3b", [code('final_answer(search_code(pattern="x"))')])
+    log = tmp_path / "network.json"
+
+    completed = subprocess.run(
+        [sys.executable, "-c", NETWORK_AUDIT, str(log), "--manager", "qwen3:30b",
+         "--worker", "qwen2.5:3b", "Q?"],
+        cwd=repo, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "OLLAMA_API_BASE": model_server.url},
+    )  # fmt: skip
+
+    assert completed.returncode == 0, completed.stderr
+    contacts = json.loads(log.read_text())
+    assert contacts, "the audit hook saw no connection at all"
+    for kind, target in contacts:
+        if kind == "connect":
+            assert target == repr(("127.0.0.1", model_server.port)), contacts
+        else:
+            assert target in ("127.0.0.1", "localhost"), contacts
+
+
+def test_every_attack_fails_when_the_model_sends_it(model_server: ModelServer, make_repo) -> None:
+    """The sandbox suite's attacks, delivered as model replies through the real agent loop."""
+    from tests.test_sandbox import ATTACKS
+
+    marker = Path("/tmp/lb_marker")
+    marker.unlink(missing_ok=True)
+    repo = make_repo({"a.py": "x = 1\n"})
+    attacks = [attack.replace("echo", "read_file") for attack in ATTACKS.values()]
+    model_server.script(None, [code(attack) for attack in attacks] + [code('final_answer("ok")')])
+
+    result = run_cli("-m", "qwen2.5:3b", "--max-steps", str(len(attacks) + 1), "--root",
+                     str(repo), "Q?", server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+    observations = [request.last_text for request in model_server.chat_requests()[1:]]
+    assert len(observations) == len(attacks)
+    for attack, observation in zip(attacks, observations, strict=True):
+        assert "Error" in observation or "error" in observation, (attack, observation)
+        assert "environ" not in observation.lower() or "not allowed" in observation
+
+
+def test_team_mode_faults(model_server: ModelServer, make_repo) -> None:
+    repo = make_repo({"a.py": "x = 1\n"})
+    # The helper's model is down: the helper reports a failure, the manager still answers.
+    model_server.script("qwen3:30b", [code('print(code_search(task="x"))')])
+    model_server.script("qwen2.5:3b", [Fault.status(500, "boom")] * 4)
+    model_server.responder = lambda request: code(
+        f"final_answer({request.last_text.split('Execution logs:')[-1].strip()[:200]!r})"
+    )
+    helper_down = run_cli("--manager", "qwen3:30b", "--worker", "qwen2.5:3b", "--root", str(repo),
+                          "Q?", server=model_server)  # fmt: skip
+
+    assert helper_down.returncode == 0, helper_down.stderr
+    assert "code_search FAILED" in helper_down.stdout
+
+    # The manager's model is down: the run ends with exit 3.
+    model_server.clear_script()
+    model_server.responder = None
+    model_server.script("qwen3:30b", [Fault.status(500, "boom")] * 4)
+    manager_down = run_cli("--manager", "qwen3:30b", "--worker", "qwen2.5:3b", "--root",
+                           str(repo), "Q?", server=model_server)  # fmt: skip
+    assert manager_down.returncode == 3
+    assert "Traceback" not in manager_down.stderr
+
+
+def test_very_long_prompt_is_cut_with_a_notice(model_server: ModelServer, make_repo) -> None:
+    repo = make_repo({"a.py": "x = 1\n"})
+    model_server.script(None, [code('final_answer("ok")')])
+
+    result = run_cli("-m", "qwen2.5:3b", "--root", str(repo), "why? " * 20_000, server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    assert "prompt was cut" in result.stderr
+    assert len(json.dumps(model_server.chat_requests()[0].messages)) < 60_000
