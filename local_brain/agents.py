@@ -17,6 +17,7 @@ import yaml
 from local_brain.config import Settings
 from local_brain.errors import ConfigError
 from local_brain.events import ContainmentReduced, EventSink, ToolCalled
+from local_brain.parsing import NO_CODE_MESSAGE
 from local_brain.sandbox import SandboxExecutor
 from local_brain.tools import ToolSpec, all_tools
 from local_brain.workspace import Workspace
@@ -266,6 +267,7 @@ def _code_agent(
     from local_brain.safe_import import import_model_stack
 
     _, smolagents = import_model_stack()
+    _shorten_parse_error(smolagents)
     from smolagents.memory import ActionStep
     from smolagents.monitoring import LogLevel, Timing, TokenUsage
     from smolagents.utils import AgentMaxStepsError
@@ -327,6 +329,26 @@ def _code_agent(
         return_full_result=True,
         **kwargs,
     )
+
+
+def _shorten_parse_error(smolagents: Any) -> None:
+    """A reply without runnable code gets one short corrective line instead of smolagents'
+    format lecture, which repeats the whole reply. (smolagents.agents looks this function
+    up at call time, so wrapping the module attribute is the one place to change it.)"""
+    import smolagents.agents as agents_module
+
+    original = agents_module.parse_code_blobs
+    if getattr(original, "local_brain_short_error", False):
+        return
+
+    def parse_code_blobs(text: str, code_block_tags: tuple[str, str]) -> str:
+        try:
+            return original(text, code_block_tags)
+        except ValueError:
+            raise ValueError(NO_CODE_MESSAGE) from None
+
+    parse_code_blobs.local_brain_short_error = True  # type: ignore[attr-defined]
+    agents_module.parse_code_blobs = parse_code_blobs
 
 
 def _one_line(error: BaseException) -> str:

@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -317,8 +318,9 @@ class Routing:
         if self.on_event is not None:
             self.on_event(notice)
 
-    def model(self, name: str, agent: str) -> Any:
-        """A smolagents model for one agent, sending every request through the Router."""
+    def model(self, name: str, agent: str, reply_filter: Callable[[str], str] | None = None) -> Any:
+        """A smolagents model for one agent, sending every request through the Router;
+        ``reply_filter`` rewrites each reply's text before the agent reads it."""
         return _routed_model_class()(
             model_id=name,
             model_list=self.router.model_list,
@@ -327,6 +329,7 @@ class Routing:
             flatten_messages_as_text=True,
             routing=self,
             agent_name=agent,
+            reply_filter=reply_filter,
         )
 
     def close(self) -> None:
@@ -371,10 +374,18 @@ def _routed_model_class() -> type:
         """LiteLLMRouterModel without its api_base=None/api_key=None override (pitfall 1),
         accounting each answer in the run's ledger."""
 
-        def __init__(self, *args: Any, routing: Routing, agent_name: str, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            *args: Any,
+            routing: Routing,
+            agent_name: str,
+            reply_filter: Callable[[str], str] | None,
+            **kwargs: Any,
+        ) -> None:
             super().__init__(*args, **kwargs)
             self.routing = routing
             self.agent_name = agent_name
+            self.reply_filter = reply_filter
 
         def _prepare_completion_kwargs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
             completion_kwargs = super()._prepare_completion_kwargs(*args, **kwargs)
@@ -402,6 +413,8 @@ def _routed_model_class() -> type:
             self.routing.record_answer(
                 self.model_id, self.agent_name, message, time.monotonic() - started
             )
+            if self.reply_filter is not None and isinstance(message.content, str):
+                message.content = self.reply_filter(message.content)
             return message
 
     return RoutedModel

@@ -10,6 +10,7 @@ from typing import Any
 from local_brain.config import Settings
 from local_brain.errors import AgentFailed, ExitStatus, LocalBrainError
 from local_brain.events import Delegated, EventSink, FallbackNotice, StepFinished
+from local_brain.parsing import normalize_reply
 from local_brain.usage import UsageLedger
 from local_brain.workspace import Workspace
 
@@ -84,8 +85,11 @@ def run(
                     on_event(Delegated(helper, agent_models[helper], helper_task))
 
             agent = build_team(
-                routing.model(lead, MANAGER),
-                [(setup, routing.model(setup.model_name, setup.role.name)) for setup in setups],
+                routing.model(lead, MANAGER, normalize_reply),
+                [
+                    (setup, routing.model(setup.model_name, setup.role.name, normalize_reply))
+                    for setup in setups
+                ],
                 workspace,
                 max_steps=settings.max_steps,
                 step_timeout=settings.step_timeout,
@@ -95,7 +99,7 @@ def run(
             )
         else:
             agent = build_solo(
-                routing.model(lead, SOLO),
+                routing.model(lead, SOLO, normalize_reply),
                 workspace,
                 max_steps=settings.max_steps,
                 step_timeout=settings.step_timeout,
