@@ -82,8 +82,18 @@ class ContainmentReduced:
     missing: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ContextTruncated:
+    """The server read far fewer prompt tokens than it was sent: it cut the context."""
+
+    model: str
+    sent_chars: int
+    reported_tokens: int
+
+
 Event = (
     ContainmentReduced
+    | ContextTruncated
     | ModelCallStarted
     | ModelCallFinished
     | ToolCalled

@@ -25,9 +25,22 @@ from typing import Any
 
 from local_brain.config import Settings
 from local_brain.errors import BackendUnavailable, ConfigError
-from local_brain.events import EventSink, FallbackNotice, ModelCallFinished, ModelCallStarted
+from local_brain.events import (
+    ContextTruncated,
+    EventSink,
+    FallbackNotice,
+    ModelCallFinished,
+    ModelCallStarted,
+)
 from local_brain.health import refused_endpoints
 from local_brain.usage import UsageLedger
+from local_brain.window import (
+    estimate_tokens,
+    fit_messages,
+    looks_truncated,
+    message_text,
+    num_ctx_for,
+)
 
 OLLAMA_PREFIXES = ("ollama_chat/", "ollama/")
 TAGS_TIMEOUT_S = 5.0
@@ -167,7 +180,8 @@ def _reason(error: BaseException) -> str:
 
 # -- the Router and the routed model ------------------------------------------------------
 
-COOLDOWN_S = 24 * 3600  # a failed deployment sits out the rest of the run
+COOLDOWN_S = 24 * 3600
+DEFAULT_NUM_CTX = 8192  # a failed deployment sits out the rest of the run
 KNOWN_CALLBACK_PACKAGES = {
     "langfuse": "langfuse",
     "otel": "opentelemetry",
@@ -200,6 +214,7 @@ class Routing:
         self.on_event = on_event
         self._failures: dict[str, str] = {}  # deployment id -> why it failed
         self._announced: set[tuple[str, str]] = set()
+        self._truncating: set[str] = set()
         self._lock = threading.Lock()
 
         providers = set(litellm.provider_list) | {"ollama_chat", "hosted_vllm", "lm_studio"}
@@ -260,6 +275,15 @@ class Routing:
                 hint=_hint("APIConnectionError", first["litellm_params"]["model"]),
             )
 
+    def window_cap(self, name: str) -> int | None:
+        """The largest num_ctx to send for ``name``: its deployments' configured window,
+        when every route for it (fallbacks included) is an Ollama model; else None."""
+        chain = [name, *self._fallbacks_of(name)]
+        params = [d["litellm_params"] for d in self.router.model_list if d["model_name"] in chain]
+        if not params or not all(p["model"].startswith("ollama_chat/") for p in params):
+            return None
+        return min(int(p.get("num_ctx") or DEFAULT_NUM_CTX) for p in params)
+
     def _fallbacks_of(self, name: str) -> list[str]:
         chain: list[str] = []
         for rule in self.router.fallbacks or []:
@@ -281,8 +305,11 @@ class Routing:
             with self._lock:
                 self._failures.setdefault(deployment_id, reason)
 
-    def record_answer(self, requested: str, agent: str, message: Any, duration_s: float) -> None:
-        """Account for one answered request and announce a fallback the first time."""
+    def record_answer(
+        self, requested: str, agent: str, message: Any, duration_s: float, sent_chars: int
+    ) -> None:
+        """Account for one answered request; announce a fallback or a server that cut the
+        prompt, each the first time."""
         hidden = getattr(message.raw, "_hidden_params", None) or {}
         deployment = self.router.get_deployment(model_id=hidden.get("model_id") or "")
         served = deployment.model_name if deployment is not None else requested
@@ -293,6 +320,9 @@ class Routing:
         self.ledger.record(served, agent, prompt_tokens, completion_tokens, cost)
         if served != requested:
             self._announce(requested, served)
+        if looks_truncated(prompt_tokens, sent_chars) and served not in self._truncating:
+            self._truncating.add(served)
+            self.emit(ContextTruncated(served, sent_chars, prompt_tokens))
         self.emit(
             ModelCallFinished(
                 agent, requested, served, prompt_tokens, completion_tokens, cost, duration_s
@@ -395,7 +425,11 @@ def _routed_model_class() -> type:
             return completion_kwargs
 
         def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
-            chars = sum(len(str(getattr(m, "content", "") or "")) for m in messages)
+            cap = self.routing.window_cap(self.model_id)
+            if cap is not None:  # Ollama: size the window for this very request
+                messages, _ = fit_messages(messages, cap)
+                kwargs["num_ctx"] = num_ctx_for(estimate_tokens(messages), cap)
+            chars = sum(len(message_text(m)) for m in messages)
             self.routing.emit(
                 ModelCallStarted(self.agent_name, self.model_id, len(messages), chars)
             )
@@ -411,7 +445,7 @@ def _routed_model_class() -> type:
                 )  # fmt: skip
                 raise
             self.routing.record_answer(
-                self.model_id, self.agent_name, message, time.monotonic() - started
+                self.model_id, self.agent_name, message, time.monotonic() - started, chars
             )
             if self.reply_filter is not None and isinstance(message.content, str):
                 message.content = self.reply_filter(message.content)

@@ -13,6 +13,7 @@ from typing import IO, Any
 from local_brain.errors import ExitStatus
 from local_brain.events import (
     ContainmentReduced,
+    ContextTruncated,
     Delegated,
     Event,
     FallbackNotice,
@@ -109,8 +110,8 @@ class StepPrinter:
         self.show_steps = show_steps or verbose
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, ContainmentReduced):
-            self.stream.write(f"local-brain: warning: {containment_warning(event)}\n")
+        if isinstance(event, ContainmentReduced | ContextTruncated):
+            self.stream.write(f"local-brain: warning: {warning_text(event)}\n")
             self.stream.flush()
             return
         if isinstance(event, FallbackNotice):
@@ -143,7 +144,13 @@ class StepPrinter:
         self.stream.flush()
 
 
-def containment_warning(event: ContainmentReduced) -> str:
+def warning_text(event: ContainmentReduced | ContextTruncated) -> str:
+    if isinstance(event, ContextTruncated):
+        return (
+            f"model {event.model} read only {event.reported_tokens} prompt tokens of "
+            f"{event.sent_chars} characters sent: the server cut the context; raise num_ctx "
+            "or use a model with a larger window"
+        )
     return "model-written code runs with reduced containment: no " + "; no ".join(event.missing)
 
 
@@ -193,10 +200,8 @@ class LiveProgress:
         return self.renderable()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, ContainmentReduced):
-            self.console.print(
-                f"warning: {containment_warning(event)}", style="yellow", markup=False
-            )
+        if isinstance(event, ContainmentReduced | ContextTruncated):
+            self.console.print(f"warning: {warning_text(event)}", style="yellow", markup=False)
         elif isinstance(event, FallbackNotice):
             self.console.print(
                 f"model {event.failed} failed ({_one_line(event.reason)}); "
