@@ -51,6 +51,7 @@ class SandboxExecutor:
         self.variables: dict[str, Any] = {}
         self.state: dict[str, Any] = {"_print_outputs": ""}
         self._child: subprocess.Popen[str] | None = None
+        self._awaiting_ready = False
         self._reported_reduced = False
 
     # -- smolagents' executor interface ------------------------------------------------
@@ -77,6 +78,8 @@ class SandboxExecutor:
             raise SandboxError(f"refused: {error}") from None
         if self._child is None:
             self._start()
+        if self._awaiting_ready:
+            self._await_ready()
         self._send({"op": "run", "code": code_action})
         budget = self.step_timeout
         while True:
@@ -127,14 +130,18 @@ class SandboxExecutor:
                 "readable_paths": readable_python_paths(self.workspace_root),
             }
         )
+        self._awaiting_ready = True  # the child imports while the model thinks
+        self._send({"op": "tools", "names": list(self.tools)})
+        if self.variables:
+            self._send({"op": "variables", "values": _jsonable_dict(self.variables)})
+
+    def _await_ready(self) -> None:
         ready = self._receive(START_TIMEOUT_S)
+        self._awaiting_ready = False
         missing = ready.get("missing") or []
         if missing and not self._reported_reduced and self.on_reduced is not None:
             self._reported_reduced = True
             self.on_reduced(missing)
-        self._send({"op": "tools", "names": list(self.tools)})
-        if self.variables:
-            self._send({"op": "variables", "values": _jsonable_dict(self.variables)})
 
     def _forward(self, message: dict[str, Any]) -> dict[str, Any]:
         """Run a tool call for the child, outside the step's time budget."""

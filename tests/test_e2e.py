@@ -270,13 +270,25 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_help_and_tool_commands_do_not_import_litellm(billing_repo: Path) -> None:
-    for args in (["--help"], ["tools"], ["tool", "search_code", "pattern=def "]):
+    completion = {"COMP_WORDS": "local-brain do", "COMP_CWORD": "1",
+                  "_LOCAL_BRAIN_COMPLETE": "bash_complete"}  # fmt: skip
+    cases = [
+        (["--help"], {}),
+        (["--version"], {}),
+        (["tools"], {}),
+        (["tool", "search_code", "pattern=def "], {}),
+        (["config", "show"], {}),
+        (["config", "path"], {}),
+        ([], completion),
+    ]
+    for args, env in cases:
         result = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "local_brain", *args],
             cwd=billing_repo,
             capture_output=True,
             text=True,
             check=False,
+            env={**os.environ, **env},
         )
         imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
         assert "litellm" not in imported and "smolagents" not in imported, args
