@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.model_server import ModelServer  # noqa: E402
+from tests.fakes.model_server import ModelServer
 
 LOCAL_BRAIN = str(Path(sys.executable).with_name("local-brain"))
 Row = tuple[str, list[float], str, float | None, str]
@@ -77,14 +77,18 @@ def launch_to_first_request(runs: int) -> list[float]:
 
 def search_rows(runs: int, tree: Path, pattern: str) -> list[Row]:
     grep = timed(["grep", "-rIn", pattern, str(tree)], runs)
-    ours = timed([LOCAL_BRAIN, "tool", "search_code", f"pattern={pattern}", "--root", str(tree)], runs)
+    ours = timed(
+        [LOCAL_BRAIN, "tool", "search_code", f"pattern={pattern}", "--root", str(tree)], runs
+    )
     rows: list[Row] = [
         (f"`search_code {pattern!r}` on {tree.name}", ours, "`grep -rIn`", statistics.median(grep), "≤ 1.5")
     ]  # fmt: skip
     rg = shutil.which("rg") or str(Path(sysconfig.get_path("scripts")) / "rg")
     if Path(rg).exists():
         rg_times = timed([rg, "-n", "--no-config", pattern, str(tree)], runs)
-        rows.append((f"`search_code {pattern!r}`", ours, "`rg -n`", statistics.median(rg_times), "—"))
+        rows.append(
+            (f"`search_code {pattern!r}`", ours, "`rg -n`", statistics.median(rg_times), "—")
+        )
     return rows
 
 
@@ -102,7 +106,13 @@ def match_counts(tree: Path, pattern: str) -> str:
 
 
 def prompt_rows() -> list[Row]:
-    from local_brain.agents import ROSTER, build_solo, build_team, helper_setups, make_smolagents_tool
+    from local_brain.agents import (
+        ROSTER,
+        build_solo,
+        build_team,
+        helper_setups,
+        make_smolagents_tool,
+    )
     from local_brain.config import load_settings
     from local_brain.safe_import import import_model_stack
     from local_brain.tools import all_tools
@@ -154,21 +164,30 @@ def scripted_rows(runs: int) -> tuple[list[Row], list[str]]:
         scenarios: dict[str, tuple[list[str], Callable[[], None]]] = {
             "scripted single-agent run": (
                 ["-m", "qwen2.5:3b"],
-                lambda: server.script(None, [
-                    '```python\nprint(search_code(pattern="def main"))\n```',
-                    '```python\nfinal_answer("src/app.py:1")\n```',
-                ]),  # fmt: skip
+                lambda: server.script(
+                    None,
+                    [
+                        '```python\nprint(search_code(pattern="def main"))\n```',
+                        '```python\nfinal_answer("src/app.py:1")\n```',
+                    ],
+                ),  # fmt: skip
             ),
             "scripted team run": (
                 ["--manager", "qwen3:30b", "--worker", "qwen2.5:3b"],
                 lambda: (
-                    server.script("qwen3:30b", [
-                        '```python\nprint(code_search(task="where is main?"))\n```',
-                        '```python\nfinal_answer("src/app.py:1")\n```',
-                    ]),
-                    server.script("qwen2.5:3b", [
-                        '```python\nfinal_answer(search_code(pattern="def main"))\n```',
-                    ]),
+                    server.script(
+                        "qwen3:30b",
+                        [
+                            '```python\nprint(code_search(task="where is main?"))\n```',
+                            '```python\nfinal_answer("src/app.py:1")\n```',
+                        ],
+                    ),
+                    server.script(
+                        "qwen2.5:3b",
+                        [
+                            '```python\nfinal_answer(search_code(pattern="def main"))\n```',
+                        ],
+                    ),
                 ),  # fmt: skip
             ),
         }
