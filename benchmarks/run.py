@@ -170,7 +170,7 @@ def scripted_rows(runs: int) -> tuple[list[Row], list[str]]:
                         '```python\nprint(search_code(pattern="def main"))\n```',
                         '```python\nfinal_answer("src/app.py:1")\n```',
                     ],
-                ),  # fmt: skip
+                ),
             ),
             "scripted team run": (
                 ["--manager", "qwen3:30b", "--worker", "qwen2.5:3b"],
@@ -188,7 +188,7 @@ def scripted_rows(runs: int) -> tuple[list[Row], list[str]]:
                             '```python\nfinal_answer(search_code(pattern="def main"))\n```',
                         ],
                     ),
-                ),  # fmt: skip
+                ),
             ),
         }
         for name, (flags, script) in scenarios.items():
