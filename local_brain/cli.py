@@ -7,6 +7,7 @@ litellm or smolagents.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import stat
 import subprocess
@@ -401,6 +402,55 @@ def config_path(config_file: Path | None) -> None:
     click.echo(str(user_config_path(os.environ)))
     for path in _settings(config_file).config_files:
         click.echo(str(path))
+
+
+# -- mcp ----------------------------------------------------------------------------------
+
+
+@cli.command(name="mcp")
+@root_option
+@click.option(
+    "-m", "--model", help="Model for ask: a config group, provider/model, or Ollama name."
+)
+@click.option("--multi-agent", is_flag=True, help="ask runs in team mode by default.")
+@click.option("--manager", help="Team mode's manager model.")
+@click.option("--worker", help="Team mode's helper model.")
+@config_option
+@click.option("--api-base", help="Server URL for the model.")
+@click.option("--max-steps", type=click.IntRange(1, 200), help="Agent steps before giving up.")
+@click.option("--step-timeout", type=click.FloatRange(0.1, 3600), help="Seconds per code step.")
+def mcp_command(
+    root: Path | None,
+    model: str | None,
+    multi_agent: bool,
+    manager: str | None,
+    worker: str | None,
+    config_file: Path | None,
+    api_base: str | None,
+    max_steps: int | None,
+    step_timeout: float | None,
+) -> None:
+    """Serve the repository tools, ask and list_models over MCP (stdio).
+
+    For Claude Code: claude mcp add local-brain -- local-brain mcp --root /path/to/repo
+    """
+    if importlib.util.find_spec("mcp") is None:
+        raise UsageError("local-brain mcp needs the MCP SDK", hint="pip install 'local-brain[mcp]'")
+    from local_brain.mcp_server import build_server
+    from local_brain.workspace import Workspace
+
+    workspace = Workspace(choose_root(root))
+    settings = _settings(
+        config_file,
+        model=model,
+        manager=manager,
+        worker=worker,
+        api_base=api_base,
+        max_steps=max_steps,
+        step_timeout=step_timeout,
+    )
+    team = multi_agent or bool(manager) or bool(worker)
+    build_server(workspace, settings, multi_agent=team).run(transport="stdio")
 
 
 # -- entry point --------------------------------------------------------------------------
