@@ -188,3 +188,28 @@ def test_openai_compatible_servers(model_server: ModelServer, repo: Path, prefix
     assert document["usage"][f"{prefix}/{BACKUP}"]["prompt_tokens"] == (
         model_server.total_usage(BACKUP).prompt_tokens
     )
+
+
+def test_litellm_settings_apply_and_missing_callbacks_are_skipped(
+    model_server: ModelServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from local_brain.config import load_settings
+    from local_brain.models import Routing
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "litellm_settings:\n  drop_params: true\n  callbacks: [langfuse]\n  request_timeout: 42\n"
+    )
+    settings = load_settings(str(config), environ={"HOME": str(tmp_path),
+                                                   "OLLAMA_API_BASE": model_server.url})  # fmt: skip
+    routing = Routing(settings, [BACKUP])
+    try:
+        import litellm
+
+        assert litellm.drop_params is True and litellm.request_timeout == 42
+        assert "langfuse" not in litellm.callbacks
+        assert "callback 'langfuse' skipped" in capsys.readouterr().err
+    finally:
+        routing.close()
+        litellm.drop_params = False
+        litellm.request_timeout = 6000
