@@ -38,10 +38,10 @@ _TYPES = {"string": str, "integer": int, "boolean": bool}
 
 
 def build_server(workspace: Workspace, settings: Settings, multi_agent: bool = False) -> Any:
-    """A FastMCP server exposing the eleven tools for ``workspace``."""
-    from mcp.server.fastmcp import FastMCP
+    """An MCPServer exposing the eleven tools for ``workspace``."""
+    from mcp.server.mcpserver import MCPServer
 
-    server = FastMCP("local-brain", instructions=INSTRUCTIONS)
+    server = MCPServer("local-brain", instructions=INSTRUCTIONS, log_level="WARNING")
     for spec in all_tools().values():
         server.add_tool(
             _repository_tool(spec, workspace), name=spec.name, description=spec.description
@@ -58,7 +58,7 @@ def build_server(workspace: Workspace, settings: Settings, multi_agent: bool = F
 def _repository_tool(spec: ToolSpec, workspace: Workspace) -> Any:
     """A function with the tool's exact signature; an ``Error: ...`` result becomes an MCP
     tool error with the same one-line message."""
-    from mcp.server.fastmcp.exceptions import ToolError
+    from mcp.server.mcpserver.exceptions import ToolError
     from pydantic import Field
 
     def call(**arguments: Any) -> str:
@@ -86,7 +86,7 @@ def _repository_tool(spec: ToolSpec, workspace: Workspace) -> Any:
 
 
 def _ask_tool(workspace: Workspace, settings: Settings, team_by_default: bool) -> Any:
-    from mcp.server.fastmcp.exceptions import ToolError
+    from mcp.server.mcpserver.exceptions import ToolError
 
     async def ask(prompt: str, multi_agent: bool = False) -> str:
         import anyio

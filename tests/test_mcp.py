@@ -74,16 +74,16 @@ def test_mcp_server_tools_and_ask(model_server: ModelServer, repo: Path) -> None
 
     assert {tool.name for tool in tools} == EXPECTED_TOOLS
     by_name = {tool.name: tool for tool in tools}
-    assert set(by_name["search_code"].inputSchema["properties"]) == {
+    assert set(by_name["search_code"].input_schema["properties"]) == {
         "pattern", "path", "glob", "ignore_case", "max_results"
     }  # fmt: skip
-    assert by_name["search_code"].inputSchema["required"] == ["pattern"]
+    assert by_name["search_code"].input_schema["required"] == ["pattern"]
     search, secret, log, ask, read = results
-    assert not search.isError and "src/app.py:1: def main_q9" in text_of(search)
-    assert secret.isError and "may hold secrets" in text_of(secret)
+    assert not search.is_error and "src/app.py:1: def main_q9" in text_of(search)
+    assert secret.is_error and "may hold secrets" in text_of(secret)
     assert "mcp-secret-5150" not in text_of(secret)
     assert "Add the parrot module (mango-88)" in text_of(log)
-    assert not ask.isError and "main_q9 is in src/app.py:1" in text_of(ask)
+    assert not ask.is_error and "main_q9 is in src/app.py:1" in text_of(ask)
     assert "usage: qwen2.5:3b 2 req" in text_of(ask)
     assert text_of(read).splitlines()[1].strip().startswith("1  def main_q9")
     assert {request.model for request in model_server.chat_requests()} == {"qwen2.5:3b"}
@@ -99,7 +99,7 @@ def test_mcp_ask_errors_are_tool_errors(repo: Path) -> None:
     )
 
     ask, models = results
-    assert ask.isError and "ollama serve" in text_of(ask)
+    assert ask.is_error and "ollama serve" in text_of(ask)
     assert "Traceback" not in text_of(ask)
     assert "not reachable" in text_of(models) or "cannot" in text_of(models).lower()
 
