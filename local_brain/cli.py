@@ -163,6 +163,8 @@ def ask(
             sinks.sinks.append(render.StepPrinter(verbose=verbose, show_steps=verbose))
     recorder = None
     if transcript is not None:
+        if not transcript.resolve().parent.is_dir():
+            raise UsageError(f"--transcript {transcript}: its directory does not exist")
         recorder = Transcript(transcript)
         models = {"model": settings.model, "manager": settings.manager, "worker": settings.worker}
         recorder.start(

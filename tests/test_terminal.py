@@ -113,3 +113,13 @@ def test_live_view_verbose_prints_code_and_output() -> None:
         verbose=True,
     )
     assert 'print(read_file("a.py"))' in output and "a.py: lines 1-1" in output
+
+
+def test_transcript_in_a_missing_directory_is_a_usage_error(make_repo, tmp_path: Path) -> None:
+    repo = make_repo({"a.py": "x = 1\n"})
+
+    result = run_cli("-m", "qwen2.5:3b", "--root", str(repo), "--transcript",
+                     str(tmp_path / "missing" / "t.jsonl"), "Q?")  # fmt: skip
+
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
