@@ -43,6 +43,7 @@ class PromptFirstGroup(click.Group):
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The main command's options (with --version) first, then the subcommands."""
         params = [*self.commands[DEFAULT_COMMAND].get_params(ctx), *self.get_params(ctx)]
+        params = [param for param in params if isinstance(param, click.Option)]
         records = list(dict.fromkeys(filter(None, (p.get_help_record(ctx) for p in params))))
         with formatter.section("Options"):
             formatter.write_dl(records)
@@ -85,28 +86,58 @@ root_option = click.option(
 )
 
 
-@cli.command(name=DEFAULT_COMMAND, hidden=True)
-@click.argument("prompt", required=False)
-@click.option(
-    "-m", "--model", help="Model: a config model group, provider/model, or an Ollama name."
-)
-@click.option("--multi-agent", is_flag=True, help="Team mode: a manager delegating to helpers.")
-@click.option("--manager", help="Team mode: the manager's model (implies --multi-agent).")
-@click.option("--worker", help="Team mode: the helpers' model (implies --multi-agent).")
-@root_option
-@click.option(
+config_option = click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Config file (LiteLLM proxy format). Also LOCAL_BRAIN_CONFIG.",
 )
-@click.option("--api-base", help="Server URL for the model (e.g. http://gpu-box:11434).")
-@click.option("--max-steps", type=click.IntRange(1, 200), help="Agent steps before giving up.")
-@click.option(
-    "--step-timeout",
-    type=click.FloatRange(0.1, 3600),
-    help="Seconds allowed for one step of model-written code.",
-)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+def _settings(config_file: Path | None, **flags: Any) -> Any:
+    from local_brain.config import load_settings
+
+    return load_settings(str(config_file) if config_file else None, **flags)
+
+
+def model_options(command: Any) -> Any:
+    """The model and limit flags shared by the main command and `mcp`."""
+    options = [
+        click.option(
+            "-m", "--model", help="Model: a config model group, provider/model, or an Ollama name."
+        ),
+        click.option(
+            "--multi-agent", is_flag=True, help="Team mode: a manager delegating to helpers."
+        ),
+        click.option("--manager", help="Team mode: the manager's model (implies --multi-agent)."),
+        click.option("--worker", help="Team mode: the helpers' model (implies --multi-agent)."),
+        root_option,
+        config_option,
+        click.option("--api-base", help="Server URL for the model (e.g. http://gpu-box:11434)."),
+        click.option(
+            "--max-steps", type=click.IntRange(1, 200), help="Agent steps before giving up."
+        ),
+        click.option(
+            "--step-timeout",
+            type=click.FloatRange(0.1, 3600),
+            help="Seconds allowed for one step of model-written code.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _model_settings(config_file: Path | None, multi_agent: bool, **flags: Any) -> tuple[Any, bool]:
+    """Settings from the model flags, and whether they ask for team mode."""
+    team = multi_agent or bool(flags.get("manager")) or bool(flags.get("worker"))
+    return _settings(config_file, **flags), team
+
+
+@cli.command(name=DEFAULT_COMMAND, hidden=True)
+@click.argument("prompt", required=False)
+@model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.option(
     "--transcript",
@@ -135,7 +166,6 @@ def ask(
 ) -> None:
     """Answer PROMPT about the repository."""
     from local_brain import render
-    from local_brain.config import load_settings
     from local_brain.events import Fanout
     from local_brain.runner import run
     from local_brain.transcript import Transcript
@@ -143,8 +173,9 @@ def ask(
 
     task = read_prompt(prompt)
     workspace = Workspace(choose_root(root))
-    settings = load_settings(
-        str(config_file) if config_file else None,
+    settings, team = _model_settings(
+        config_file,
+        multi_agent,
         model=model,
         manager=manager,
         worker=worker,
@@ -152,7 +183,6 @@ def ask(
         max_steps=max_steps,
         step_timeout=step_timeout,
     )
-    team = multi_agent or bool(manager) or bool(worker)
     sinks = Fanout()
     live = None
     if not quiet:
@@ -316,20 +346,6 @@ def tool_command(name: str, arguments: tuple[str, ...], root: Path | None) -> No
 
 # -- models, doctor, config ---------------------------------------------------------------
 
-config_option = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file (LiteLLM proxy format). Also LOCAL_BRAIN_CONFIG.",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-
-
-def _settings(config_file: Path | None, **flags: Any) -> Any:
-    from local_brain.config import load_settings
-
-    return load_settings(str(config_file) if config_file else None, **flags)
-
 
 @cli.command(name="models")
 @config_option
@@ -410,17 +426,7 @@ def config_path(config_file: Path | None) -> None:
 
 
 @cli.command(name="mcp")
-@root_option
-@click.option(
-    "-m", "--model", help="Model for ask: a config group, provider/model, or Ollama name."
-)
-@click.option("--multi-agent", is_flag=True, help="ask runs in team mode by default.")
-@click.option("--manager", help="Team mode's manager model.")
-@click.option("--worker", help="Team mode's helper model.")
-@config_option
-@click.option("--api-base", help="Server URL for the model.")
-@click.option("--max-steps", type=click.IntRange(1, 200), help="Agent steps before giving up.")
-@click.option("--step-timeout", type=click.FloatRange(0.1, 3600), help="Seconds per code step.")
+@model_options
 def mcp_command(
     root: Path | None,
     model: str | None,
@@ -442,8 +448,9 @@ def mcp_command(
     from local_brain.workspace import Workspace
 
     workspace = Workspace(choose_root(root))
-    settings = _settings(
+    settings, team = _model_settings(
         config_file,
+        multi_agent,
         model=model,
         manager=manager,
         worker=worker,
@@ -451,7 +458,6 @@ def mcp_command(
         max_steps=max_steps,
         step_timeout=step_timeout,
     )
-    team = multi_agent or bool(manager) or bool(worker)
     build_server(workspace, settings, multi_agent=team).run(transport="stdio")
 
 
