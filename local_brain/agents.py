@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from local_brain.config import Settings
-from local_brain.errors import ConfigError
+from local_brain.errors import ConfigError, one_line
 from local_brain.events import ContainmentReduced, EventSink, ToolCalled
 from local_brain.parsing import NO_CODE_MESSAGE
 from local_brain.sandbox import SandboxExecutor
@@ -297,7 +297,7 @@ def _code_agent(
             try:
                 report = super().__call__(task, **kwargs)
             except Exception as error:  # the helper's model failed: tell the manager
-                return f"{self.name} FAILED: {_one_line(error)}. Try another helper or task."
+                return f"{self.name} FAILED: {one_line(error, 200)}. Try another helper or task."
             if self.memory.steps and isinstance(
                 getattr(self.memory.steps[-1], "error", None), AgentMaxStepsError
             ):
@@ -349,11 +349,6 @@ def _shorten_parse_error(smolagents: Any) -> None:
 
     parse_code_blobs.local_brain_short_error = True  # type: ignore[attr-defined]
     agents_module.parse_code_blobs = parse_code_blobs
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text[:200] + ("…" if len(text) > 200 else "")
 
 
 def _cap(text: str, limit: int) -> str:

@@ -10,6 +10,7 @@ Exit codes (the outside contract, see README):
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from typing import Any
 
@@ -55,3 +56,12 @@ class AgentFailed(LocalBrainError):
 
 class ToolError(Exception):
     """A tool could not do what was asked; the message is shown to the model as the result."""
+
+
+def one_line(error: BaseException, limit: int = 240) -> str:
+    """The gist of an exception in one line: whitespace collapsed, the class-name prefix
+    litellm adds and any traceback it embeds removed, cut to ``limit`` characters."""
+    text = str(error).split("Traceback (most recent call last)", 1)[0]
+    text = " ".join(text.split())
+    text = re.sub(r"^(litellm\.)?\w+(Error|Exception)?: ", "", text) or type(error).__name__
+    return text[:limit] + ("…" if len(text) > limit else "")

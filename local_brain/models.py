@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local_brain.config import Settings
-from local_brain.errors import BackendUnavailable, ConfigError
+from local_brain.errors import BackendUnavailable, ConfigError, one_line
 from local_brain.events import (
     ContextTruncated,
     EventSink,
@@ -297,7 +297,7 @@ class Routing:
         """Called by litellm for every failed deployment call."""
         if not deployment_id:
             return
-        reason = _first_line(error) if error is not None else "failed"
+        reason = one_line(error) if error is not None else "failed"
         kinds = {cls.__name__ for cls in type(error).__mro__} if error is not None else set()
         if "APIConnectionError" in kinds:  # litellm itself never cools these down
             self._cool_down(deployment_id, reason)
@@ -440,7 +440,7 @@ def _routed_model_class() -> type:
                 self.routing.emit(
                     ModelCallFinished(
                         self.agent_name, self.model_id, "", 0, 0, 0.0,
-                        time.monotonic() - started, error=_first_line(error),
+                        time.monotonic() - started, error=one_line(error),
                     )
                 )  # fmt: skip
                 raise
@@ -499,7 +499,7 @@ def backend_error_from(error: BaseException, model: str) -> BackendUnavailable |
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         kinds = {cls.__name__ for cls in type(current).__mro__}
-        detail = _first_line(current)
+        detail = one_line(current)
         if "Missing credentials" in detail or "api_key client option must be set" in detail:
             return BackendUnavailable(
                 f"no API key for model {model}: {detail}",
@@ -526,11 +526,3 @@ def _hint(kind: str, model: str) -> str:
         "AuthenticationError": "check the provider's API key variable",
         "PermissionDeniedError": "check the provider's API key variable",
     }.get(kind, "check that the model server is running and healthy")
-
-
-def _first_line(error: BaseException) -> str:
-    """The gist of an exception in one line, without the tracebacks litellm embeds."""
-    text = str(error).split("Traceback (most recent call last)", 1)[0]
-    text = " ".join(text.split())
-    text = re.sub(r"^(litellm\.)?\w+(Error|Exception)?: ", "", text) or type(error).__name__
-    return text[:240] + ("…" if len(text) > 240 else "")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local_brain.config import Settings
-from local_brain.errors import AgentFailed, ExitStatus, LocalBrainError
+from local_brain.errors import AgentFailed, ExitStatus, LocalBrainError, one_line
 from local_brain.events import Delegated, EventSink, FallbackNotice, StepFinished
 from local_brain.parsing import normalize_reply
 from local_brain.usage import UsageLedger
@@ -114,7 +114,7 @@ def run(
             backend = backend_error_from(error, lead)
             if backend is not None:
                 raise backend from error
-            raise AgentFailed(f"the agent failed: {_first_line(error)}") from error
+            raise AgentFailed(f"the agent failed: {one_line(error)}") from error
         if run_result.state != "success" or run_result.output == STEP_LIMIT_MESSAGE:
             raise AgentFailed(
                 f"no answer after {settings.max_steps} steps (step limit reached)",
@@ -154,8 +154,3 @@ def _step_event(agent_name: str, model_name: str, step: Any) -> StepFinished:
         input_tokens=tokens.input_tokens,
         output_tokens=tokens.output_tokens,
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text[:240] + ("…" if len(text) > 240 else "")
