@@ -135,12 +135,12 @@ def prompt_rows() -> list[Row]:
         return len(agent.system_prompt)
 
     rows: list[Row] = []
-    solo = build_solo(Idle(), workspace, max_steps=1, step_timeout=5)
+    solo = build_solo(Idle(), workspace, max_steps=1, step_timeout=5, tool_time=60)
     rows.append(("solo agent system prompt (chars)", [len(solo.system_prompt)],
                  "stock CodeAgent, same 9 tools", stock_size(list(specs)), "—"))  # fmt: skip
     settings = load_settings(environ={"HOME": tempfile.gettempdir()})
     setups = helper_setups(settings, "benchmark")
-    team = build_team(Idle(), [(s, Idle()) for s in setups], workspace, max_steps=1, step_timeout=5,
+    team = build_team(Idle(), [(s, Idle()) for s in setups], workspace, max_steps=1, step_timeout=5, tool_time=60,
                       step_callback_for=lambda name: None)  # fmt: skip
     for role in ROSTER:
         helper = team.managed_agents[role.name]

@@ -39,6 +39,7 @@ class Settings:
     agents: dict[str, dict[str, Any]]
     max_steps: int
     step_timeout: float
+    tool_time: float
     num_ctx: int
     ollama_api_base: str
     api_base: str | None = None
@@ -167,8 +168,9 @@ def _validate(data: dict[str, Any], path: Path) -> None:
     for key in ("max_steps", "num_ctx"):
         if key in ours and ours[key] is not None:
             _positive(ours[key], f"local_brain.{key}", fail, integer=True)
-    if "step_timeout" in ours and ours["step_timeout"] is not None:
-        _positive(ours["step_timeout"], "local_brain.step_timeout", fail, integer=False)
+    for key in ("step_timeout", "tool_time"):
+        if key in ours and ours[key] is not None:
+            _positive(ours[key], f"local_brain.{key}", fail, integer=False)
     agents = ours.get("agents")
     if agents is not None and not (
         isinstance(agents, dict) and all(isinstance(v, dict) for v in agents.values())
@@ -208,6 +210,7 @@ def _settings_from(
         agents={name: dict(value) for name, value in (ours.get("agents") or {}).items()},
         max_steps=int(pick("max_steps")),
         step_timeout=float(pick("step_timeout")),
+        tool_time=float(ours.get("tool_time") or 120),
         num_ctx=int(ours.get("num_ctx") or 8192),
         ollama_api_base=(environ.get("OLLAMA_API_BASE") or DEFAULT_OLLAMA_API_BASE).rstrip("/"),
         api_base=flags.get("api_base") or None,

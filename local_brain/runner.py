@@ -93,6 +93,7 @@ def run(
                 workspace,
                 max_steps=settings.max_steps,
                 step_timeout=settings.step_timeout,
+                tool_time=settings.tool_time,
                 step_callback_for=step_callback_for,
                 on_delegate=on_delegate,
                 on_event=on_event,
@@ -103,6 +104,7 @@ def run(
                 workspace,
                 max_steps=settings.max_steps,
                 step_timeout=settings.step_timeout,
+                tool_time=settings.tool_time,
                 step_callback=step_callback_for(SOLO),
                 on_event=on_event,
             )
