@@ -145,7 +145,7 @@ CONFINED_PROBE = """
 import json, os, socket, subprocess, sys
 sys.path.insert(0, sys.argv[1])
 from local_brain.sandbox.confinement import confine
-missing = confine(json.loads(sys.argv[2]))
+missing = confine(json.loads(sys.argv[2]), os.getppid())
 results = {}
 def attempt(name, action):
     try:

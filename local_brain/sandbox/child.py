@@ -134,7 +134,7 @@ def main() -> None:
     variables = {name: protocol.unpack(value) for name, value in init.variables.items()}
     if variables:
         executor.send_variables(variables)
-    missing = confine(init.readable_paths)
+    missing = confine(init.readable_paths, int(sys.argv[1]))
     protocol.write_message(STDOUT, Ready(missing=missing))
     run = protocol.read_message(STDIN, None, (Run,))
     assert isinstance(run, Run)

@@ -41,11 +41,12 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def confine(readable_paths: list[str]) -> list[str]:
+def confine(readable_paths: list[str], parent_pid: int) -> list[str]:
     """Confine the calling process for good. Returns the layers that could not be applied."""
     missing: list[str] = []
     if not _drop_privileges():
         missing.append("an unprivileged user (running as root could not switch to nobody)")
+    die_with_parent(parent_pid)  # a change of user clears the parent-death signal
     _set_rlimits()
     if sys.platform != "linux":
         return [*missing, f"Landlock and seccomp (not available on {platform.system()})"]
