@@ -19,6 +19,7 @@ import click
 
 from local_brain import __version__
 from local_brain.errors import ExitStatus, LocalBrainError, UsageError
+from local_brain.fsguard import find_program
 
 MAX_STDIN_CHARS = 100_000
 MAX_PROMPT_CHARS = 20_000
@@ -282,9 +283,10 @@ def choose_root(root: Path | None) -> Path:
             raise UsageError(f"--root {root}: not a directory")
         return root.resolve()
     cwd = Path.cwd()
+    git = find_program("git", cwd) or "git-not-found"  # never a git committed in the tree
     try:
         top = subprocess.run(
-            ["git", "-c", "core.fsmonitor=false", "rev-parse", "--show-toplevel"],
+            [git, "-c", "core.fsmonitor=false", "rev-parse", "--show-toplevel"],
             cwd=cwd,
             capture_output=True,
             text=True,

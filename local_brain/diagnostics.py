@@ -25,6 +25,7 @@ from typing import Any
 
 from local_brain.config import Settings, user_config_path
 from local_brain.errors import LocalBrainError
+from local_brain.fsguard import find_program
 from local_brain.models import (
     OLLAMA_PREFIXES,
     InstalledModel,
@@ -744,7 +745,7 @@ def _run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 def _git_check() -> Check:
     fix = "install git (git-scm.com, or your package manager)"
     try:
-        result = _run(["git", "--version"])
+        result = _run([find_program("git") or "git", "--version"])
     except (OSError, subprocess.TimeoutExpired) as error:
         return Check("git", False, f"`git --version` failed: {error}", fix)
     if result.returncode != 0:
@@ -757,8 +758,9 @@ def _repository_check(root: Path) -> Check:
     if not root.is_dir():
         return Check(name, False, f"{root}: not a directory", "cd into a project or pass --root")
     try:
+        git = find_program("git", root) or "git-not-found"  # never one committed in the tree
         result = _run(
-            ["git", "-c", "core.fsmonitor=false", "rev-parse", "--is-inside-work-tree"], cwd=root
+            [git, "-c", "core.fsmonitor=false", "rev-parse", "--is-inside-work-tree"], cwd=root
         )
         inside = result.returncode == 0 and result.stdout.strip() == "true"
     except (OSError, subprocess.TimeoutExpired):

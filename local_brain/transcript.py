@@ -20,6 +20,7 @@ from typing import Any
 
 from local_brain import __version__
 from local_brain.events import Event
+from local_brain.fsguard import find_program
 
 MAX_TEXT_CHARS = 4_000
 MAX_FINGERPRINT_FILES = 200_000
@@ -108,9 +109,12 @@ def repo_fingerprint(root: Path) -> dict[str, Any]:
 
 
 def _head(root: Path) -> str | None:
+    git = find_program("git", root)  # never a git committed in the repository
+    if git is None:
+        return None
     try:
         completed = subprocess.run(
-            ["git", "-c", "core.fsmonitor=false", "rev-parse", "--verify", "--quiet", "HEAD"],
+            [git, "-c", "core.fsmonitor=false", "rev-parse", "--verify", "--quiet", "HEAD"],
             cwd=root,
             capture_output=True,
             text=True,

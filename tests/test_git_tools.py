@@ -22,15 +22,14 @@ from local_brain.tools.git import (
     GIT_STATUS,
     NOT_A_REPO,
     TOOLS,
-    _DiffCap,
-    _failure,
-    _filter_sensitive_sections,
     git_changed_files,
     git_diff,
     git_log,
     git_status,
     is_tracked,
 )
+from local_brain.tools.git.parse import DiffCap, filter_sensitive_sections
+from local_brain.tools.git.process import failure
 from local_brain.workspace import Workspace
 from tests.conftest import git
 
@@ -426,12 +425,14 @@ def test_linked_worktree(make_repo, tmp_path: Path) -> None:
 
 
 def test_git_failures_become_one_short_line() -> None:
+    # git's stderr can quote repository content, so it is never passed on (see
+    # test_git_hostile.py): unknown failures get a generic line with the exit status.
     stderr = "fatal: something broke\nTraceback (most recent call last):\n  more\n"
-    assert str(_failure("diff", stderr, 128)) == "git diff failed: something broke"
-    assert str(_failure("log", "", 3)) == "git log failed: exit status 3"
-    long = _failure("log", "error: " + "x" * 500, 1)
+    assert str(failure("diff", stderr, 128)) == "git diff failed (exit 128)"
+    assert str(failure("log", "", 3)) == "git log failed (exit 3)"
+    long = failure("log", "error: " + "x" * 500, 1)
     assert len(str(long)) < 230 and "\n" not in str(long)
-    assert str(_failure("status", "fatal: not a git repository (or any parent)", 128)) == NOT_A_REPO
+    assert str(failure("status", "fatal: not a git repository (or any parent)", 128)) == NOT_A_REPO
 
 
 def test_is_tracked_for_file_info(repo: Path, make_repo) -> None:
@@ -600,8 +601,8 @@ def test_diff_section_filter_catches_every_header_form() -> None:
         "* Unmerged path deploy/.npmrc",
         "* Unmerged path src/main.py",
     ]
-    cap = _DiffCap(1000, 100_000)
-    out = list(_filter_sensitive_sections(iter(diff), cap))
+    cap = DiffCap(1000, 100_000)
+    out = list(filter_sensitive_sections(iter(diff), cap))
     assert SECRET not in "\n".join(out)
     assert out == [
         "diff --git a/ok.py b/ok.py",
