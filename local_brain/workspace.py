@@ -3,13 +3,17 @@
 Every tool reaches the file system only through a ``Workspace``. A path the model gives is
 resolved (symlinks included) and must stay inside the root; both the path as requested and
 the path it resolves to are checked against the sensitive-file policy, so a symlink named
-``notes.txt`` that points at ``.env`` is refused too.
+``notes.txt`` that points at ``.env`` is refused too. A hard link has no target to check,
+so a regular file with more than one name is refused whatever its name (see
+``is_hard_link``). What slips past these name rules meets the content check in
+``local_brain.redact``, which every tool's output passes through.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -19,39 +23,71 @@ from local_brain.errors import ToolError
 # File names (matched case-insensitively against the last path component) whose contents
 # are secrets or commonly hold them.
 SENSITIVE_NAMES: tuple[str, ...] = (
+    # environments
     ".env",
     ".env.*",
     "*.env",
     ".envrc",
+    # keys and key stores
     "*.pem",
     "*.key",
     "*.p12",
     "*.pfx",
+    "*.pkcs12",
+    "authkey_*.p8",  # App Store Connect API keys (*.p8 alone is also PICO-8 source)
+    "*.ppk",  # PuTTY private keys
     "*.jks",
     "*.keystore",
+    "*.keytab",  # Kerberos
     "*.kdbx",
     "*.gpg",
+    "*.ovpn",
+    # infrastructure state and variables
     "*.tfvars",
+    "*.tfvars.json",
     "*.tfstate",
     "*.tfstate.*",
-    "*.ovpn",
+    ".terraformrc",
+    "terraform.rc",
+    "kubeconfig",
+    "*.kubeconfig",
+    # tool credentials in dotfiles
     ".netrc",
     "_netrc",
     ".npmrc",
-    ".pypirc",
+    ".yarnrc",
     ".yarnrc.yml",
+    ".pypirc",
     ".pgpass",
+    ".my.cnf",
+    ".mylogin.cnf",
     ".git-credentials",
+    ".gitcookies",
     ".htpasswd",
+    "htpasswd",
     ".dockercfg",
+    ".vault-token",
+    ".vault_pass*",
+    ".vault-pass*",
+    ".s3cfg",
+    ".boto",
+    ".passwd-s3fs",
+    "rclone.conf",
+    ".rclone.conf",
+    ".smbcredentials",
+    "auth.json",  # composer's http-basic / github-oauth tokens
+    # credential files and cloud service-account keys
     "credentials",
     "*credentials*.json",
     "*credentials*.yaml",
     "*credentials*.yml",
     "service-account*.json",
+    "*service_account*.json",
+    "*serviceaccount*.json",
+    "*adminsdk*.json",  # Firebase: myapp-firebase-adminsdk-abc12-0123456789.json
     "*.secret",
     "*.secrets",
-    "kubeconfig",
+    # SSH
     "known_hosts",
     "authorized_keys",
 )
@@ -66,6 +102,12 @@ SOURCE_SUFFIXES = frozenset(
 
 # Directory names whose whole contents are off limits (git internals, key stores).
 SENSITIVE_DIRS: frozenset[str] = frozenset({".git", ".ssh", ".gnupg", ".aws", ".docker", ".kube"})
+
+# Files secret only in a particular directory (a dotfiles repository): matched against the
+# end of the lower-cased root-relative path. ``hosts.yml`` alone is an Ansible inventory;
+# under .config/gh it holds the GitHub CLI's token. (.gem/credentials, .cargo/credentials
+# and .cargo/credentials.toml are covered by the credentials names above.)
+SENSITIVE_PATHS: tuple[str, ...] = (".config/gh/hosts.yml", ".config/hub")
 
 MAX_LINE_CHARS = 400
 BINARY_SNIFF_BYTES = 8192
@@ -85,7 +127,12 @@ def is_sensitive_path(relative: str | PurePosixPath) -> bool:
     parts = PurePosixPath(str(relative).replace(os.sep, "/")).parts
     if any(part.lower() in SENSITIVE_DIRS for part in parts):
         return True
-    return bool(parts) and is_sensitive_name(parts[-1])
+    if not parts:
+        return False
+    if is_sensitive_name(parts[-1]):
+        return True
+    lowered = "/" + "/".join(parts).lower()
+    return any(lowered.endswith("/" + suffix) for suffix in SENSITIVE_PATHS)
 
 
 def rg_exclude_globs() -> list[str]:
@@ -93,7 +140,26 @@ def rg_exclude_globs() -> list[str]:
     still filter every path with ``is_sensitive_path`` (SENSITIVE_UNLESS_SOURCE)."""
     globs = [f"!{pattern}" for pattern in SENSITIVE_NAMES]
     globs += [f"!{directory}/" for directory in sorted(SENSITIVE_DIRS)]
+    globs += [f"!**/{suffix}" for suffix in SENSITIVE_PATHS]
     return globs
+
+
+def is_hard_link(path: Path) -> bool:
+    """True when ``path`` (followed if a symlink) is a regular file with more than one name.
+
+    A hard link ``notes.txt`` to ``.env`` (or to ``~/.aws/credentials``: a hard link may
+    name a file outside the root) reads as the secret file, and nothing cheap tells which
+    other names an inode has: finding them means walking the whole file system. So every
+    multiply-linked regular file is refused, whatever its name. This costs little: git
+    never creates hard links in a work tree (only inside .git, which is refused anyway);
+    what does are package managers linking from a shared store (pnpm's node_modules, a
+    venv made by uv or conda), i.e. third-party code that is not the repository's.
+    """
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_nlink > 1
 
 
 @dataclass(frozen=True)
@@ -140,6 +206,8 @@ class Workspace:
             raise ToolError(sensitive_message(requested))
         if must_exist and not resolved.exists():
             raise ToolError(f"not found: {requested} (paths are relative to the repository root)")
+        if is_hard_link(resolved):
+            raise ToolError(hard_link_message(requested))
         return resolved
 
     def relative(self, path: Path) -> str:
@@ -155,7 +223,8 @@ class Workspace:
             return os.path.relpath(path, self.root).replace(os.sep, "/")
 
     def is_visible(self, path: Path) -> bool:
-        """True when a path found by walking the tree may be shown (inside, not sensitive)."""
+        """True when a path found by walking the tree may be shown: inside the root, not
+        sensitive by name (as found or as resolved), and not a hard link."""
         try:
             resolved = path.resolve()
         except (OSError, RuntimeError):
@@ -165,6 +234,7 @@ class Workspace:
         return not (
             is_sensitive_path(self._relative_parts(path))
             or is_sensitive_path(self._relative_parts(resolved))
+            or is_hard_link(resolved)
         )
 
     # -- contents -----------------------------------------------------------------------
@@ -213,6 +283,13 @@ def outside_message(requested: str) -> str:
 
 def sensitive_message(requested: str) -> str:
     return f"path refused: {requested} may hold secrets and is not readable by local-brain"
+
+
+def hard_link_message(requested: str) -> str:
+    return (
+        f"path refused: {requested} is a hard link; local-brain cannot tell whether "
+        "another name of it holds secrets"
+    )
 
 
 def _is_within(path: Path, root: Path) -> bool:

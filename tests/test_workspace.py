@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from local_brain.errors import ToolError
-from local_brain.workspace import Workspace, is_sensitive_path
+from local_brain.workspace import Workspace, is_hard_link, is_sensitive_path, rg_exclude_globs
 
 
 @pytest.fixture
@@ -31,6 +31,15 @@ def tree(tmp_path: Path) -> Path:
         "id_rsa", "id_ed25519.pub", ".netrc", ".npmrc", ".pypirc", "credentials",
         "aws-credentials.json", "secrets.yaml", ".git/config", ".ssh/known_hosts", "a/.ENV",
         "deploy/terraform.tfvars", ".git-credentials",
+        # tool credentials, keys and cloud service-account files
+        ".vault-token", "auth.json", "php/auth.json", "key.ppk", ".my.cnf", ".mylogin.cnf",
+        ".pgpass", "x-firebase-adminsdk-abcde-0123456789.json",
+        "myapp-firebase-adminsdk-abc12-0123456789.json", "service_account.json",
+        "gcp-serviceAccount.json", ".s3cfg", ".boto", ".terraformrc", "terraform.rc",
+        "vars.tfvars.json", ".docker/config.json", "htpasswd", "prod.kubeconfig",
+        ".gem/credentials", ".cargo/credentials", ".cargo/credentials.toml",
+        ".config/gh/hosts.yml", "dotfiles/.config/gh/hosts.yml", ".yarnrc", "AuthKey_AB12CD.p8",
+        "krb5.keytab", ".gitcookies", "rclone.conf", ".vault_pass.txt",
     ],
 )  # fmt: skip
 def test_sensitive_paths(name: str) -> None:
@@ -38,10 +47,21 @@ def test_sensitive_paths(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["src/app.py", "id_utils.py", "README.md", "environment.py", "keys.py", "docs/env.md"]
-)
+    "name",
+    [
+        "src/app.py", "id_utils.py", "README.md", "environment.py", "keys.py", "docs/env.md",
+        "auth.py", "src/auth/login.ts", "inventory/hosts.yml", "gh/hosts.yml", "carts/game.p8",
+        "htpasswd.py", "vault_token.py", "docs/kubeconfig.md", "boto_helpers.py",
+        "my.cnf.example", "terraform/main.tf",
+    ],
+)  # fmt: skip
 def test_ordinary_paths_are_not_sensitive(name: str) -> None:
     assert not is_sensitive_path(name)
+
+
+def test_path_rules_become_ripgrep_exclusions() -> None:
+    globs = rg_exclude_globs()
+    assert "!**/.config/gh/hosts.yml" in globs and "!*.ppk" in globs and "!.vault-token" in globs
 
 
 def test_resolve_inside(tree: Path) -> None:
@@ -96,3 +116,48 @@ def test_binary_detection(tmp_path: Path) -> None:
     (tmp_path / "t.txt").write_text("plain")
     assert Workspace.is_binary(tmp_path / "b.bin")
     assert not Workspace.is_binary(tmp_path / "t.txt")
+
+
+# -- hard links ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def linked(tree: Path) -> Path:
+    os.link(tree / ".env", tree / "notes2.txt")
+    os.link(tree / "src" / "app.py", tree / "src" / "app_copy.py")
+    return tree
+
+
+@pytest.mark.parametrize("path", ["notes2.txt", "src/app_copy.py", "src/app.py", "./notes2.txt"])
+def test_hard_links_are_refused_whatever_their_names(linked: Path, path: str) -> None:
+    # Both names of src/app.py are refused: nothing tells which name is the original.
+    with pytest.raises(ToolError) as refused:
+        Workspace(linked).resolve(path)
+    assert str(refused.value) == (
+        f"path refused: {path} is a hard link; local-brain cannot tell whether another name "
+        "of it holds secrets"
+    )
+
+
+def test_hard_link_reached_through_a_symlink_is_refused(linked: Path) -> None:
+    os.symlink(linked / "notes2.txt", linked / "pointer.txt")
+    with pytest.raises(ToolError, match="hard link"):
+        Workspace(linked).resolve("pointer.txt")
+
+
+def test_hard_links_are_not_visible(linked: Path) -> None:
+    ws = Workspace(linked)
+    (linked / "src" / "single.py").write_text("x = 1\n")
+    assert not ws.is_visible(linked / "notes2.txt")
+    assert not ws.is_visible(linked / "src" / "app_copy.py")
+    assert ws.is_visible(linked / "src" / "single.py")
+    assert ws.is_visible(linked / "src")
+    assert ws.resolve("src") == linked / "src"  # directories always have several links
+
+
+def test_is_hard_link(linked: Path) -> None:
+    assert is_hard_link(linked / "notes2.txt")
+    assert not is_hard_link(linked / "src")
+    assert not is_hard_link(linked / "missing.txt")
+    (linked / "alone.txt").write_text("x\n")
+    assert not is_hard_link(linked / "alone.txt")

@@ -5,7 +5,9 @@ agent layer wraps each ``ToolSpec`` as a smolagents ``Tool`` at build time.
 
 A tool function takes the workspace first and then its model-facing parameters, returns
 plain text sized for a small context, and raises ``ToolError`` for anything the model
-should read as a short error message.
+should read as a short error message. ``ToolSpec.run`` is the one way out of a tool: its
+text, error messages included, passes through ``local_brain.redact`` there, so a secret in
+a file with an ordinary name (or in a commit's diff) is withheld whichever tool found it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local_brain.errors import ToolError
+from local_brain.redact import redact
 from local_brain.workspace import Workspace
 
 REQUIRED: Any = object()
@@ -65,7 +68,11 @@ class ToolSpec:
         return bound
 
     def run(self, workspace: Workspace, *args: Any, **kwargs: Any) -> str:
-        """Call the tool; every failure comes back as one short ``Error: ...`` line."""
+        """Call the tool; every failure comes back as one short ``Error: ...`` line. The
+        text returned, whichever it is, has had every secret found in it withheld."""
+        return redact(self._call(workspace, args, kwargs)).text
+
+    def _call(self, workspace: Workspace, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         try:
             return self.function(workspace, **self.bind(args, kwargs))
         except ToolError as error:
