@@ -269,7 +269,14 @@ def _read_piped_stdin() -> str | None:
 
         print_notice(f"standard input cut to its first {MAX_STDIN_CHARS} characters")
         data = data[:MAX_STDIN_CHARS] + "\n[… input truncated by local-brain]"
-    return data
+    from local_brain.redact import redact
+
+    cleaned = redact(data)  # a piped diff can carry a committed key, like any tool output
+    if cleaned.count:
+        from local_brain.render import print_notice
+
+        print_notice(f"{cleaned.count} secret(s) in standard input withheld from the model")
+    return cleaned.text
 
 
 def choose_root(root: Path | None) -> Path:

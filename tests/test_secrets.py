@@ -347,3 +347,19 @@ def test_secrets_never_reach_the_model_through_the_cli(
     for secret in SECRETS:
         assert secret not in sent
         assert secret not in result.stdout + result.stderr
+
+
+def test_secrets_in_piped_input_are_withheld(model_server: ModelServer, config_repo: Path) -> None:
+    """`git diff | local-brain "review"`: the piped diff is repository content too."""
+    diff = (config_repo / "config.py").read_text()
+    model_server.script(None, [code('final_answer("reviewed")')])
+
+    result = run_cli("-m", "qwen2.5:3b", "--root", str(config_repo), "Review this",
+                     stdin=diff, server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    sent = json.dumps([request.body for request in model_server.requests])
+    assert MARKER in sent and "context from standard input" in sent
+    assert "withheld from the model" in result.stderr
+    for secret in SECRETS:
+        assert secret not in sent
