@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from local_brain.errors import ToolError
+from local_brain.fsguard import open_regular
 
 # File names (matched case-insensitively against the last path component) whose contents
 # are secrets or commonly hold them.
@@ -243,7 +244,7 @@ class Workspace:
     def is_binary(path: Path) -> bool:
         """A file is binary when its first few KiB hold a NUL byte."""
         try:
-            with path.open("rb") as handle:
+            with open_regular(path) as handle:
                 return b"\x00" in handle.read(BINARY_SNIFF_BYTES)
         except OSError:
             return False
@@ -255,7 +256,7 @@ class Workspace:
         Undecodable bytes become U+FFFD; very long lines are cut to ``MAX_LINE_CHARS``
         while reading, so a 2 GB single-line file costs bounded memory.
         """
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:  # never blocks on a FIFO swapped in
             while True:
                 raw = handle.readline(_LINE_READ_BYTES)
                 if not raw:

@@ -153,3 +153,18 @@ def test_odd_file_names_and_absurd_counts(make_repo) -> None:
     assert call(root, "search_code", pattern="a{99999999}").startswith("Error: ")
     assert call(root, "git_log", max_count=-5).count("Initial commit") == 1
     assert call(root, "read_file", path="-rf.py", start_line=-10).splitlines()[1].strip()
+
+
+def test_list_directory_recursive_pattern_forms(repo: Path) -> None:
+    def entries(**kwargs: object) -> list[str]:
+        return call(repo, "list_directory", **kwargs).splitlines()[1:]
+
+    assert entries(pattern="**/helpers.py") == ["src/util/helpers.py"]
+    assert entries(path="src", pattern="util/**") == ["util/helpers.py"]
+    assert entries(path="src", pattern="**.py") == ["app.py", "util/helpers.py"]  # by name
+    assert entries(pattern="src/**/*.py") == ["src/app.py", "src/util/helpers.py"]
+    assert "build/out.txt" not in entries(pattern="**")
+    assert entries(pattern="*.MD") == []  # case-sensitive, like the rest of the tools
+    assert call(repo, "list_directory", pattern="**/" * 40).startswith(
+        "Error: pattern has too many"
+    )

@@ -43,7 +43,10 @@ def test_attack_steps_fail_and_leak_nothing(model_server: ModelServer, make_repo
 
 def test_endless_loop_is_stopped_by_step_timeout(model_server: ModelServer, make_repo) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
-    model_server.script(None, [code("import time\nwhile True:\n    time.sleep(0.5)"), code('final_answer("recovered")')])
+    model_server.script(
+        None,
+        [code("import time\nwhile True:\n    time.sleep(0.5)"), code('final_answer("recovered")')],
+    )
 
     result = run_cli("-m", "qwen2.5:3b", "--step-timeout", "2", "--root", str(repo), "Q?",
                      server=model_server)  # fmt: skip

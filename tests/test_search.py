@@ -378,3 +378,42 @@ def test_a_search_that_runs_too_long_is_stopped(repo: Path, monkeypatch) -> None
     monkeypatch.setattr(search, "SEARCH_TIMEOUT_SECONDS", 0.000_001)
     out = run(repo, "token")
     assert out.startswith("Error: search timed out after 0s; narrow it with path= or glob=")
+
+
+def test_python_engine_globs_match_ripgrep(make_repo) -> None:
+    root = make_repo(
+        {
+            "src/app.py": "needle\n",
+            "src/deep/er/mod.py": "needle\n",
+            "src/deep/er/mod.js": "needle\n",
+            "docs/src/notes.md": "needle\n",
+            "top.py": "needle\n",
+            "build/out.py": "needle\n",
+        }
+    )
+    ws = Workspace(root)
+    for glob in ["src/**/*.py", "**/er/*", "!src/", "!build", "*.py", "/top.py", "src/*", "er/"]:
+        expected = search_code(ws, "needle", glob=glob)
+        assert python_search_code(ws, "needle", glob=glob) == expected, glob
+    assert search_code(ws, "needle", glob="src/**/*.py").splitlines()[0].startswith("2 matches")
+    assert run(root, "needle", glob="*" * 301).startswith("Error: glob is not valid")
+
+
+def test_an_ignored_directory_named_explicitly_is_searched_by_both_engines(make_repo) -> None:
+    root = make_repo(
+        {
+            ".gitignore": "build/\n*.log\n",
+            "build/.gitignore": "skip.txt\n",
+            "build/x.txt": "needle\n",
+            "build/z.log": "needle\n",
+            "build/skip.txt": "needle\n",
+            "src/a.txt": "needle\n",
+            "src/b.log": "needle\n",
+        }
+    )
+    ws = Workspace(root)
+    for engine in (search_code, python_search_code):
+        inside = [row.split(":")[0] for row in rows(engine(ws, "needle", path="build"))]
+        assert inside == ["build/x.txt", "build/z.log"], engine.__name__
+        assert rows(engine(ws, "needle")) == ["src/a.txt:1: needle"], engine.__name__
+        assert rows(engine(ws, "needle", path="src")) == ["src/a.txt:1: needle"]

@@ -309,14 +309,11 @@ def test_hard_link_to_env_is_refused_by_every_reading_tool(linked_repo: Path) ->
     assert out.startswith("Error: path refused:")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tools/search.py lists and searches hard-linked files; it should skip every "
-    "file for which local_brain.workspace.is_hard_link() is true",
-)
 def test_hard_link_is_neither_listed_nor_searched(linked_repo: Path) -> None:
-    assert "lantern" not in run(linked_repo, "search_code", pattern="lantern")
+    found = run(linked_repo, "search_code", pattern="lantern")
+    assert found.startswith("0 matches") and "LAUNCH_CODE" not in found, found
     assert "notes.txt" not in run(linked_repo, "list_directory")
+    assert "notes.txt" not in run(linked_repo, "list_directory", pattern="**")
 
 
 # -- end to end -----------------------------------------------------------------------------

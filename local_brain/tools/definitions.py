@@ -16,6 +16,7 @@ Two entry points serve the tools:
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from local_brain.tools.contents import open_regular
 
 if TYPE_CHECKING:  # tree_sitter is imported lazily; this keeps type checkers informed.
     from tree_sitter import Node
@@ -373,9 +376,13 @@ def _end_line(node: Node) -> int:
 
 
 def read_source(path: Path, max_bytes: int = MAX_PARSE_BYTES) -> tuple[bytes, bool, int]:
-    """The first ``max_bytes`` of a file, whether it was cut, and the file's size."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
+    """The first ``max_bytes`` of a file, whether it was cut, and the file's size.
+
+    Only a regular file is opened (``NotRegularFileError``, an ``OSError``, otherwise): a
+    FIFO or device in the repository never blocks the parse.
+    """
+    with open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
         source = handle.read(max_bytes)
     return source, size > max_bytes, size
 

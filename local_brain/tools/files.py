@@ -1,14 +1,25 @@
-"""File tools: read_file, list_directory, file_info."""
+"""File tools: read_file, list_directory, file_info.
+
+Contents are read from regular files only (``contents.py``): a FIFO or device in the
+repository is described, never opened. ``list_directory`` patterns are matched with the
+standard library's ``fnmatch`` one path segment at a time (``listing.py``), which cannot
+backtrack catastrophically whatever the model sends.
+"""
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from local_brain.errors import ToolError
 from local_brain.tools import Param, ToolSpec
+from local_brain.tools.contents import (
+    NotRegularFileError,
+    file_kind,
+    is_binary_file,
+    require_regular,
+)
+from local_brain.tools.listing import check_glob, iter_source_files, listing_matcher, name_matches
 from local_brain.workspace import Workspace
 
 # Files larger than this are not scanned to the end just to count their lines.
@@ -44,10 +55,9 @@ def read_file(ws: Workspace, path: str, start_line: int = 1, end_line: int | Non
     shown = ws.relative(target)
     if target.is_dir():
         raise ToolError(f"{shown} is a directory; use list_directory")
-    if not target.is_file():
-        raise ToolError(f"{shown} is not a regular file")
+    require_regular(target, shown)
     size = target.stat().st_size
-    if ws.is_binary(target):
+    if _is_binary(target, shown):
         raise ToolError(f"{shown} is a binary file ({_human_size(size)}); use file_info")
     start = max(1, start_line)
     if end_line is not None and end_line < start:
@@ -95,11 +105,12 @@ def list_directory(ws: Workspace, path: str = ".", pattern: str = "*") -> str:
     shown = ws.relative(target)
     if not target.is_dir():
         raise ToolError(f"{shown} is not a directory; use read_file or file_info")
-    pattern = (pattern or "*").strip()
+    pattern = (pattern or "*").strip() or "*"
+    check_glob(pattern, "pattern")
     recursive = "**" in pattern
     files = _visible_files(ws, target)
     if recursive:
-        matcher = _recursive_matcher(pattern)
+        matcher = listing_matcher(pattern)
         entries = sorted(rel for rel in files if matcher(rel))
     else:
         children: set[str] = set()
@@ -107,7 +118,7 @@ def list_directory(ws: Workspace, path: str = ".", pattern: str = "*") -> str:
             head, sep, _ = rel.partition("/")
             children.add(head + "/" if sep else head)
         entries = sorted(
-            (child for child in children if fnmatch.fnmatch(child.rstrip("/"), pattern)),
+            (child for child in children if name_matches(child.rstrip("/"), pattern)),
             key=lambda name: (not name.endswith("/"), name.lower()),
         )
     prefix = "" if shown == "." else shown + "/"
@@ -124,30 +135,9 @@ def list_directory(ws: Workspace, path: str = ".", pattern: str = "*") -> str:
 def _visible_files(ws: Workspace, directory: Path) -> list[str]:
     """Files under ``directory`` (relative to it) that .gitignore and the policy allow:
     the same listing search_code searches."""
-    from local_brain.tools.search import iter_source_files
-
     base = ws.relative(directory)
     prefix = "" if base == "." else base + "/"
     return [relative.removeprefix(prefix) for relative in iter_source_files(ws, directory)]
-
-
-def _recursive_matcher(pattern: str):
-    """Match root-relative paths against a glob where ``**`` spans directories."""
-    regex = ""
-    index = 0
-    while index < len(pattern):
-        if pattern.startswith("**/", index):
-            regex += "(?:.*/)?"
-            index += 3
-        elif pattern.startswith("**", index):
-            regex += ".*"
-            index += 2
-        else:
-            char = pattern[index]
-            regex += "[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char)
-            index += 1
-    compiled = re.compile(regex + r"\Z")
-    return lambda rel: bool(compiled.match(rel)) or compiled.match(PurePosixPath(rel).name)
 
 
 # -- file_info ----------------------------------------------------------------------------
@@ -165,7 +155,17 @@ def file_info(ws: Workspace, path: str) -> str:
         return "\n".join(
             [f"path: {shown}/", "kind: directory", f"modified: {modified}", f"git: {tracked}"]
         )
-    binary = ws.is_binary(target)
+    kind = file_kind(target)
+    if kind != "file":  # a FIFO or device is described, never opened
+        return "\n".join(
+            [
+                f"path: {shown}",
+                f"kind: {kind} (not a regular file; not read)",
+                f"modified: {modified}",
+                f"git: {tracked}",
+            ]
+        )
+    binary = _is_binary(target, shown)
     rows = [
         f"path: {shown}",
         f"size: {_human_size(stat.st_size)} ({stat.st_size} bytes)",
@@ -180,6 +180,15 @@ def file_info(ws: Workspace, path: str) -> str:
             rows.append("lines: not counted (large file)")
     rows += [f"language: {language_of(target)}", f"modified: {modified}", f"git: {tracked}"]
     return "\n".join(rows)
+
+
+def _is_binary(target: Path, shown: str) -> bool:
+    try:
+        return is_binary_file(target)
+    except NotRegularFileError:
+        raise ToolError(f"{shown} is not a regular file; it is not read") from None
+    except OSError:
+        raise ToolError(f"{shown} could not be read") from None
 
 
 def _human_size(size: int) -> str:
