@@ -374,3 +374,67 @@ def test_seccomp_alone(tmp_path: Path) -> None:
     for name in ("write", "chmod", "socket_udp", "tcp", "fork", "signal", "exec"):
         assert report[name] != "allowed", (name, report)
     assert report["read_outside"] == "allowed"  # reading is Landlock's job
+
+
+# -- what a hostile child sends back -----------------------------------------------------
+
+
+def done(**fields: object) -> dict[str, object]:
+    frame: dict[str, object] = {
+        "op": "done", "output": None, "logs": "", "is_final_answer": False,
+        "variables": {}, "definitions": [], "dropped": [],
+    }  # fmt: skip
+    frame.update(fields)
+    return frame
+
+
+def test_nested_tags_unpack_in_linear_time() -> None:
+    from local_brain.sandbox import protocol
+
+    value: object = [1]
+    for _ in range(30):
+        value = {"$set": [value, [1]]}
+    started = time.monotonic()
+    assert isinstance(protocol.unpack(value), list)
+    assert time.monotonic() - started < 1
+    deeper: object = [1]
+    for _ in range(100):
+        deeper = {"$set": [deeper]}
+    with pytest.raises(protocol.ProtocolError):
+        protocol.unpack(deeper)
+    for bad in ({"$dict": [[1]]}, {"$bytes": "a"}, {"$tuple": 5}, {"$bytes": 5}):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.unpack(bad)
+
+
+def test_a_forged_call_with_explosive_arguments_is_refused_quickly(
+    sandbox: SandboxExecutor,
+) -> None:
+    value: object = [1]
+    for _ in range(40):
+        value = {"$set": [value, [1]]}
+    call = {"op": "call", "call": 1, "tool": "echo", "args": [value], "kwargs": {}}
+    body = json.dumps(call).encode()
+    started = time.monotonic()
+    with pytest.raises(SandboxError):
+        sandbox(escape(f"import os, time\nos.write(1, {len(body).to_bytes(4, 'big') + body!r})\n"
+                       "time.sleep(30)"))  # fmt: skip
+    assert time.monotonic() - started < 10
+
+
+def test_oversized_variables_from_a_child_are_dropped_not_carried(
+    sandbox: SandboxExecutor,
+) -> None:
+    native = (
+        "import json, os, time\n"
+        f"frame = {done(variables={'small': 1})!r}\n"
+        "frame['variables']['v'] = 'x' * (7 * 1024 * 1024)\n"
+        "frame['logs'] = 'L' * 100_000\n"
+        "body = json.dumps(frame).encode()\n"
+        "os.write(1, len(body).to_bytes(4, 'big') + body)\n"
+        "time.sleep(30)"
+    )
+    first = sandbox(escape(native))
+    assert "v will not exist in the next step" in first.logs
+    assert len(first.logs) < 25_000  # capped at max_print_outputs_length, not 100,000
+    assert sandbox("print(small, echo('fine'))").logs.strip() == "1 echo:fine"

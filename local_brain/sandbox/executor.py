@@ -44,6 +44,8 @@ from local_brain.sandbox.protocol import (
 START_TIMEOUT_S = 60.0
 DEFAULT_TOOL_TIME_S = 120.0
 MAX_DEFINITIONS_CHARS = 64_000
+MAX_OUTPUT_CHARS = 1_000_000  # a step's output (a final answer); the child caps it too
+MAX_ERROR_CHARS = 20_000
 
 
 class SandboxError(Exception):
@@ -68,7 +70,11 @@ class _Child:
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in = self.process.stdin.fileno()
         self._out = self.process.stdout.fileno()
-        self.send(init)
+        try:
+            self.send(init)
+        except BaseException:
+            self.kill()
+            raise
 
     def send(self, message: Message) -> None:
         try:
@@ -145,20 +151,24 @@ class SandboxExecutor:
         finally:
             child.kill()
         if not isinstance(result, SandboxError):
-            self.variables = result.variables
+            # The child checked these caps too, but the child may be hostile.
+            self.variables, dropped = protocol.pack_variables(result.variables, packed=True)
             self.definitions = _merge_definitions(self.definitions, result.definitions)
-        self._next = _Child(self._init())  # the next step's child imports while the model thinks
+        self._prewarm()
         if isinstance(result, SandboxError):
             raise result
-        logs = result.logs + _dropped_note(result.dropped)
+        logs = _capped(result.logs, self.max_print_outputs_length)
+        logs += _dropped_note([*result.dropped, *dropped])
         self.state["_print_outputs"] = logs
         if isinstance(result, Failed):
-            raise SandboxError(result.error)
-        return CodeOutput(
-            output=protocol.unpack(result.output),
-            logs=logs,
-            is_final_answer=result.is_final_answer,
-        )
+            raise SandboxError(_capped(result.error, MAX_ERROR_CHARS))
+        try:
+            output = protocol.unpack(result.output)
+        except ProtocolError as error:
+            raise SandboxError(_protocol_failure(error, self.step_timeout)) from None
+        if isinstance(output, str):
+            output = _capped(output, MAX_OUTPUT_CHARS)
+        return CodeOutput(output=output, logs=logs, is_final_answer=result.is_final_answer)
 
     def cleanup(self) -> None:
         if self._next is not None:
@@ -179,7 +189,15 @@ class SandboxExecutor:
 
     def _restart(self) -> None:
         self.cleanup()
-        self._next = _Child(self._init())
+        self._prewarm()
+
+    def _prewarm(self) -> None:
+        """Start the next step's child now: it imports while the model thinks. If it cannot
+        start, the next step tries again and reports why."""
+        try:
+            self._next = _Child(self._init())
+        except (OSError, ProtocolError):
+            self._next = None
 
     def _run_step(self, child: _Child, code: str) -> Done | Failed:
         ready = child.receive(time.monotonic() + START_TIMEOUT_S, Ready)
@@ -221,8 +239,11 @@ class SandboxExecutor:
                 message=f"tool time for this step is used up ({self.tool_time:g} s); "
                 "finish with what you have or continue in the next step",
             )
-        args = [protocol.unpack(arg) for arg in message.args]
-        kwargs = {key: protocol.unpack(value) for key, value in message.kwargs.items()}
+        try:
+            args = [protocol.unpack(arg) for arg in message.args]
+            kwargs = {key: protocol.unpack(value) for key, value in message.kwargs.items()}
+        except ProtocolError:
+            return Raise(call=message.call, message="the arguments are not plain data")
         outcome = _call_with_deadline(lambda: tool(*args, **kwargs), tool_budget)
         if isinstance(outcome, BaseException):
             if isinstance(outcome, TimeoutError):
@@ -273,6 +294,10 @@ def _call_with_deadline(function: Callable[[], Any], seconds: float | None) -> A
     worker.start()
     worker.join(max(0.0, seconds))
     return outcome[0] if outcome else TimeoutError()
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + " …[output truncated]"
 
 
 def _merge_definitions(earlier: list[str], new: list[str]) -> list[str]:

@@ -250,30 +250,50 @@ def pack(value: Any, depth: int = 0) -> Any:
     raise NotPlainData(type(value).__name__)
 
 
-def unpack(value: Any) -> Any:
-    """The inverse of ``pack``."""
+def unpack(value: Any, depth: int = 0) -> Any:
+    """The inverse of ``pack``, in one linear pass; ``ProtocolError`` for anything that
+    ``pack`` would not have made (the other end may be hostile)."""
+    if depth > _MAX_DEPTH:
+        raise ProtocolError("a value nested too deeply")
     if isinstance(value, list):
-        return [unpack(item) for item in value]
+        return [unpack(item, depth + 1) for item in value]
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
-        (tag, inner) = next(iter(value.items()))
-        if tag == "$tuple":
-            return tuple(unpack(item) for item in inner)
-        if tag in ("$set", "$frozenset"):
-            items = (unpack(item) for item in inner)
-            try:
-                return set(items) if tag == "$set" else frozenset(items)
-            except TypeError:
-                return [unpack(item) for item in inner]
-        if tag == "$bytes":
-            return base64.b64decode(inner)
-        if tag == "$dict":
-            try:
-                return {unpack(k): unpack(v) for k, v in inner}
-            except TypeError:
-                return {str(unpack(k)): unpack(v) for k, v in inner}
-    return {key: unpack(item) for key, item in value.items()}
+        ((tag, inner),) = value.items()
+        if tag in _TAGS:
+            return _unpack_tagged(tag, inner, depth)
+    return {key: unpack(item, depth + 1) for key, item in value.items()}
+
+
+_TAGS = frozenset({"$tuple", "$set", "$frozenset", "$bytes", "$dict"})
+
+
+def _unpack_tagged(tag: str, inner: Any, depth: int) -> Any:
+    if tag == "$bytes":
+        if not isinstance(inner, str):
+            raise ProtocolError("bad $bytes value")
+        try:
+            return base64.b64decode(inner, validate=True)
+        except ValueError:
+            raise ProtocolError("bad $bytes value") from None
+    if not isinstance(inner, list):
+        raise ProtocolError(f"bad {tag} value")
+    if tag == "$dict":
+        if not all(isinstance(pair, list) and len(pair) == 2 for pair in inner):
+            raise ProtocolError("bad $dict value")
+        pairs = [(unpack(k, depth + 1), unpack(v, depth + 1)) for k, v in inner]
+        try:
+            return dict(pairs)
+        except TypeError:  # unhashable keys: keep their text
+            return {str(k): v for k, v in pairs}
+    items = [unpack(item, depth + 1) for item in inner]
+    if tag == "$tuple":
+        return tuple(items)
+    try:
+        return set(items) if tag == "$set" else frozenset(items)
+    except TypeError:  # unhashable members: keep them as a list
+        return items
 
 
 def pack_or_text(value: Any) -> Any:
@@ -284,14 +304,17 @@ def pack_or_text(value: Any) -> Any:
         return str(value)
 
 
-def pack_variables(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The variables that are plain data and fit the caps, and the names left behind."""
-    packed: dict[str, Any] = {}
+def pack_variables(
+    values: dict[str, Any], *, packed: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """The variables that are plain data and fit the caps, and the names left behind.
+    ``packed=True`` takes values already in wire form (checks the caps only)."""
+    kept: dict[str, Any] = {}
     dropped: list[str] = []
     total = 0
     for name, value in values.items():
         try:
-            wire = pack(value)
+            wire = value if packed else pack(value)
             size = len(json.dumps(wire, ensure_ascii=False))
         except (NotPlainData, ValueError, TypeError, RecursionError):
             dropped.append(name)
@@ -299,6 +322,6 @@ def pack_variables(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if size > MAX_VARIABLE_BYTES or total + size > MAX_VARIABLES_BYTES:
             dropped.append(name)
             continue
-        packed[name] = wire
+        kept[name] = wire
         total += size
-    return packed, dropped
+    return kept, dropped
