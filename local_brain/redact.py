@@ -31,6 +31,7 @@ few milliseconds instead.
 
 from __future__ import annotations
 
+import base64
 import functools
 import re
 from collections.abc import Callable, Iterator
@@ -120,6 +121,14 @@ _EXTRA_PATTERNS: tuple[tuple[Pattern[str], bool], ...] = (
     (re.compile(r"sk-(?:proj-|svcacct-|admin-|ant-[a-z]+\d\d-)?[A-Za-z0-9_-]{20,}"), True),
     (re.compile(r"Bearer[ \t]+([A-Za-z0-9._~+/-]{16,}=*)"), True),
     (re.compile(r"bearer[ \t]+([A-Za-z0-9._~+/-]{16,}=*)"), True),
+    (re.compile(r"npm_[A-Za-z0-9]{36}"), False),
+    (re.compile(r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9_/-]{20,}"), False),
+)
+# "user:password" in base64: HTTP Basic credentials and Docker's config.json "auth" entries.
+_BASIC_CREDENTIALS = (
+    re.compile(r"Basic[ \t]+([A-Za-z0-9+/]{8,}={0,2})"),
+    re.compile(r"basic[ \t]+([A-Za-z0-9+/]{8,}={0,2})"),
+    re.compile(r"\"auth\"[ \t]*:[ \t]*\"([A-Za-z0-9+/]{8,}={0,2})\""),
 )
 
 # Characters a token continues with; a hit is widened over them so that a pattern matching
@@ -157,6 +166,20 @@ def _token_spans(text: str) -> Iterator[tuple[int, int]]:
             if _EXAMPLE.search(value) or (needs_evidence and not _long_and_digit_rich(value)):
                 continue
             yield _widen(text, start, end)
+    for pattern in _BASIC_CREDENTIALS:
+        for match in pattern.finditer(text):
+            if _is_user_and_password(match[1]):
+                yield match.span(1)
+
+
+def _is_user_and_password(value: str) -> bool:
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+        text = decoded.decode("utf-8")
+    except ValueError:
+        return False
+    user, colon, password = text.partition(":")
+    return bool(colon and user and password and text.isprintable())
 
 
 def _inside_word(text: str, start: int, also: str = "") -> bool:
@@ -254,7 +277,7 @@ def _keyword_spans(text: str) -> Iterator[tuple[int, int]]:
         else:
             continue
         value = text[span[0] : span[1]]
-        if _looks_secret(value) and (strong or _long_and_digit_rich(value)):
+        if _looks_secret(value, strong) and (strong or _long_and_digit_rich(value)):
             yield span
 
 
@@ -272,13 +295,21 @@ def _is_bare_value(text: str, match: re.Match[str]) -> bool:
     )
 
 
-def _looks_secret(value: str) -> bool:
-    if len(value) < 8 or any(char.isspace() for char in value) or _NOT_A_VALUE.search(value):
+def _looks_secret(value: str, strong: bool = False) -> bool:
+    """A value worth withholding. Under a strong name (password, secret, ...) a short or
+    letter-only word is enough (``password=hunter2``), unless it reads as a name: an
+    identifier or path holding a keyword, or a plain lower-case word (``password = "text"``
+    is a setting's type more often than a password)."""
+    if len(value) < (6 if strong else 8) or any(char.isspace() for char in value):
+        return False
+    if _NOT_A_VALUE.search(value):
         return False
     if _NAME_OR_PATH.match(value) and _KEYWORD_CORE_ANY_CASE.search(value):
         return False
     letters = sum(char.isalpha() for char in value)
     digits = sum(char.isdigit() for char in value)
+    if strong and letters >= 1:
+        return digits >= 1 or not (value.isalpha() and value.islower()) or len(value) >= 12
     return letters >= 2 and digits >= 1
 
 

@@ -67,6 +67,8 @@ SENSITIVE_NAMES: tuple[str, ...] = (
     ".htpasswd",
     "htpasswd",
     ".dockercfg",
+    "*.dockercfg",
+    ".dockerconfigjson",
     ".vault-token",
     ".vault_pass*",
     ".vault-pass*",

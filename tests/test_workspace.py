@@ -32,7 +32,7 @@ def tree(tmp_path: Path) -> Path:
         "aws-credentials.json", "secrets.yaml", ".git/config", ".ssh/known_hosts", "a/.ENV",
         "deploy/terraform.tfvars", ".git-credentials",
         # tool credentials, keys and cloud service-account files
-        ".vault-token", "auth.json", "php/auth.json", "key.ppk", ".my.cnf", ".mylogin.cnf",
+        ".vault-token", "docker/.dockerconfigjson", "prod.dockercfg", "auth.json", "php/auth.json", "key.ppk", ".my.cnf", ".mylogin.cnf",
         ".pgpass", "x-firebase-adminsdk-abcde-0123456789.json",
         "myapp-firebase-adminsdk-abc12-0123456789.json", "service_account.json",
         "gcp-serviceAccount.json", ".s3cfg", ".boto", ".terraformrc", "terraform.rc",
