@@ -32,6 +32,7 @@ few milliseconds instead.
 from __future__ import annotations
 
 import base64
+import bisect
 import functools
 import re
 from collections.abc import Callable, Iterator
@@ -400,11 +401,55 @@ def _key_line(line: str) -> tuple[int, int] | None:
 # -- the redactor ---------------------------------------------------------------------------
 
 
+# Every line holding something ``redact`` withholds also matches this (a superset, valid in
+# both Python's and ripgrep's regex syntax): search uses it to find the few lines worth
+# checking, so that a line with a secret is neither shown nor counted (a count would let a
+# model guess a withheld value one character at a time). Keep it in step with the detectors.
+TRIGGER_PATTERN = (
+    r"(?i)(?:key|pass|pwd|secret|token|contras|credential|auth)[\w.-]*['\"`\]]{0,2}\s*[:=]"
+    r"|(?:basic|bearer)[ \t]+[a-z0-9+/._~-]{8}|private key|putty-user-key"
+    r"|(?:akia|asia)[0-9a-z]{12}|gh[pousr]_[a-z0-9]{16}|github_pat_|gl[a-z]{2,6}-[a-z0-9_-]{16}"
+    r"|xox[a-z]-|[rs]k_live|sk-[a-z0-9_-]{16}|npm_[a-z0-9]{30}|pypi-[a-z0-9_-]{16}"
+    r"|aiza[0-9a-z_-]{30}|hf_[a-z0-9]{24}|age-secret-key|eyj[a-z0-9_-]{8}|sg\.[a-z0-9_-]{16}"
+    r"|hooks\.slack|sq0[a-z]{3}-|[0-9a-f]{32}-us[0-9]|://[^/\s:@]+:[^/\s@]+@"
+    r"|(?:ac|sk)[a-f0-9]{32}|[0-9]{8,10}:[a-z0-9_-]{35}|[a-z0-9_-]{23,}\.[a-z0-9_-]{6}\."
+    r"|[a-z0-9+/]{60}"
+)
+TRIGGER = re.compile(TRIGGER_PATTERN.removeprefix("(?i)"), re.IGNORECASE)
+
+
+def holds_secret(text: str) -> bool:
+    """True when ``redact`` would withhold something in ``text`` (a file name, a line)."""
+    return TRIGGER.search(text) is not None and bool(_secret_spans(text)[0])
+
+
 def redact(text: str) -> RedactResult:
     """Replace every secret found in ``text`` with ``MARKER``; pure and fast (milliseconds
     for a 24,000-character tool output)."""
-    if not text:
+    spans, count = _secret_spans(text)
+    if not spans:
         return RedactResult(text, 0)
+    return RedactResult(_replace(text, spans), count)
+
+
+def secret_line_indexes(text: str) -> set[int]:
+    """The 0-based indexes of the lines of ``text`` that hold (part of) a secret."""
+    spans, _count = _secret_spans(text)
+    if not spans:
+        return set()
+    starts = [0] + [index + 1 for index, char in enumerate(text) if char == "\n"]
+    lines: set[int] = set()
+    for start, end in spans:
+        first = bisect.bisect_right(starts, start) - 1
+        last = bisect.bisect_right(starts, max(start, end - 1)) - 1
+        lines.update(range(first, last + 1))
+    return lines
+
+
+def _secret_spans(text: str) -> tuple[list[tuple[int, int]], int]:
+    """Every withheld span, and how many secrets they are (a key block counts once)."""
+    if not text:
+        return [], 0
     key_spans: list[tuple[int, int]] = []
     blocks = 0
     for span, first in _key_spans(text):
@@ -415,9 +460,7 @@ def redact(text: str) -> RedactResult:
         for span in (*_token_spans(text), *_keyword_spans(text))
         if not any(start <= span[0] and span[1] <= end for start, end in key_spans)
     }
-    if not key_spans and not others:
-        return RedactResult(text, 0)
-    return RedactResult(_replace(text, [*key_spans, *others]), blocks + len(others))
+    return [*key_spans, *others], blocks + len(others)
 
 
 def _replace(text: str, spans: list[tuple[int, int]]) -> str:

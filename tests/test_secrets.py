@@ -19,6 +19,7 @@ import pytest
 
 from local_brain.redact import MARKER, RedactResult, redact
 from local_brain.tools import all_tools
+from local_brain.tools.search import python_search_code
 from local_brain.workspace import Workspace
 from tests.conftest import git
 from tests.fakes.model_server import ModelServer
@@ -139,18 +140,18 @@ def test_standard_library_source_is_left_alone() -> None:
     assert request.count == 1 and f"passwd='{MARKER}'" in request.text
 
 
-@pytest.mark.parametrize(
-    ("text", "secret"),
-    [
-        ("password=hunter2", "hunter2"),
-        ('DB_PASSWORD = "Tr0ub4dor"', "Tr0ub4dor"),
-        ('secret: "CorrectHorse"', "CorrectHorse"),
-        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
-        ('{"auths": {"ghcr.io": {"auth": "dXNlcjpzM2NyM3Q="}}}', "dXNlcjpzM2NyM3Q="),
-        ("//registry/:_authToken=npm_" + "a1B2c3D4e5" * 3 + "a1B2c3", "npm_"),
-        ("url = https://hooks.slack.com/services/T00000000/B00000000/XXXXabcdXXXXabcd1234", "T00000000/B"),
-    ],
-)  # fmt: skip
+MORE_FORMATS = [
+    ("password=hunter2", "hunter2"),
+    ('DB_PASSWORD = "Tr0ub4dor"', "Tr0ub4dor"),
+    ('secret: "CorrectHorse"', "CorrectHorse"),
+    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+    ('{"auths": {"ghcr.io": {"auth": "dXNlcjpzM2NyM3Q="}}}', "dXNlcjpzM2NyM3Q="),
+    ("//registry/:_authToken=npm_" + "a1B2c3D4e5" * 3 + "a1B2c3", "npm_"),
+    ("url = https://hooks.slack.com/services/T00000000/B00000000/XXXXabcdXXXXabcd1234", "T00000000/B"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "secret"), MORE_FORMATS)
 def test_more_secret_formats_are_withheld(text: str, secret: str) -> None:
     result = redact(text)
     assert result.count >= 1 and secret not in result.text, result.text
@@ -269,11 +270,41 @@ def test_read_file_withholds_secrets_and_keeps_structure(config_repo: Path) -> N
 
 
 def test_search_code_withholds_secrets(config_repo: Path) -> None:
-    patterns = ["AWS_SECRET|GITHUB|api_key", "ghp_", "[A-Za-z0-9+/]{60}", "PRIVATE KEY"]
+    """Lines holding a secret are neither shown nor counted; the rest of the file is."""
+    patterns = ["AWS_SECRET|GITHUB|api_key", "ghp_", "[A-Za-z0-9+/]{60}"]
     for pattern in patterns:
         out = run(config_repo, "search_code", pattern=pattern)
-        assert "config.py:" in out, pattern
+        assert out.startswith("0 matches"), (pattern, out)
         assert_no_secret(out)
+    out = run(config_repo, "search_code", pattern="PRIVATE KEY")  # only the END line is no secret
+    assert out.startswith("1 match in 1 file") and "END OPENSSH PRIVATE KEY" in out
+    out = run(config_repo, "search_code", pattern="TIMEOUT_SECONDS|Deployment")
+    assert out.startswith("2 matches in 1 file") and "TIMEOUT_SECONDS = 30" in out
+
+
+@pytest.mark.parametrize("engine", ["search_code", "python"])
+def test_match_counts_are_no_oracle_for_a_withheld_value(make_repo, engine: str) -> None:
+    """Guessing a withheld value character by character from '1 match' / '0 matches'."""
+    root = make_repo(
+        {
+            "config.json": '{\n  "password": "hunter2hunter2",\n  "region": "eu-west-1"\n}\n',
+            "notes_ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8.txt": "x\n",
+        }
+    )
+    ws = Workspace(root)
+
+    def search(pattern: str) -> str:
+        if engine == "python":
+            return python_search_code(ws, pattern)
+        return TOOLS["search_code"].run(ws, pattern=pattern)
+
+    right, wrong = search('"password": "hunter2h'), search('"password": "hunterX')
+    assert right.startswith("0 matches") and wrong.startswith("0 matches")
+    if engine == "search_code":
+        assert search("region").startswith("1 match in 1 file")
+    for guess in ("notes_ghp_A1*", "notes_ghp_B*"):
+        assert TOOLS["list_directory"].run(ws, pattern=guess).startswith("./: no entries match")
+    assert "notes_ghp" not in TOOLS["list_directory"].run(ws)
 
 
 def test_git_diff_and_log_withhold_a_committed_secret(config_repo: Path) -> None:
@@ -393,3 +424,20 @@ def test_secrets_in_piped_input_are_withheld(model_server: ModelServer, config_r
     assert "withheld from the model" in result.stderr
     for secret in SECRETS:
         assert secret not in sent
+
+
+def test_every_withheld_line_matches_the_search_trigger() -> None:
+    """Search finds lines worth checking with TRIGGER_PATTERN: it must be a superset."""
+    import re
+
+    from local_brain.redact import TRIGGER_PATTERN, secret_line_indexes
+
+    trigger = re.compile(TRIGGER_PATTERN.removeprefix("(?i)"), re.IGNORECASE)
+    texts = [CONFIG_PY, *(text for text, _ in MORE_FORMATS)]
+    texts += ["password=hunter2", "x = 'sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc" + "'"]
+    checked = 0
+    for line in (line for text in texts for line in text.splitlines()):
+        if secret_line_indexes(line):  # search checks each matching line on its own
+            checked += 1
+            assert trigger.search(line), line
+    assert checked >= len(texts)

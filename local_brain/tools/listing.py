@@ -25,6 +25,7 @@ from pathlib import Path
 
 from local_brain import workspace
 from local_brain.errors import ToolError
+from local_brain.redact import holds_secret
 from local_brain.tools.ignore import (
     IGNORE_FILE_NAMES,
     IgnoreFile,
@@ -90,9 +91,15 @@ def is_hidden_from_results(relative: str) -> bool:
 
 
 def is_hidden(ws: Workspace, relative: str) -> bool:
-    """A found file the tools must not show: a sensitive path, or a hard link (whose other
-    name could be a secret; see ``workspace.is_hard_link``)."""
-    return is_hidden_from_results(relative) or is_hard_link(ws.root / relative)
+    """A found file the tools must not show: a sensitive path, a hard link (whose other
+    name could be a secret; see ``workspace.is_hard_link``), or a path that itself holds a
+    secret (``notes_ghp_…``: a listing pattern or a glob would tell it character by
+    character)."""
+    return (
+        is_hidden_from_results(relative)
+        or is_hard_link(ws.root / relative)
+        or holds_secret(relative)
+    )
 
 
 # -- globs --------------------------------------------------------------------------------
@@ -200,7 +207,7 @@ def iter_source_files(ws: Workspace, target: Path) -> Iterator[str]:
                     yield relative
         else:
             for relative in iter_files_python(ws, target, deadline=deadline):
-                if not is_hard_link(ws.root / relative):
+                if not is_hidden(ws, relative):
                     yield relative
     except DeadlinePassed:
         raise ToolError("listing files timed out; choose a smaller directory") from None

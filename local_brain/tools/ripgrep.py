@@ -91,9 +91,11 @@ def rg_base_command(rg: str) -> list[str]:
     return [rg, "--no-config", "--hidden", *NO_IGNORE_FLAGS, "--color", "never"]
 
 
-def run_rg(command: list[str], cwd: Path, timeout: float) -> RgRun:
+def run_rg(
+    command: list[str], cwd: Path, timeout: float, input_bytes: bytes | None = None
+) -> RgRun:
     """Run rg (see ``run_bounded``) in the environment of ``rg_environment``."""
-    return run_bounded(command, cwd, timeout, env=rg_environment())
+    return run_bounded(command, cwd, timeout, env=rg_environment(), input_bytes=input_bytes)
 
 
 def run_bounded(

@@ -56,6 +56,7 @@ from local_brain.tools.ripgrep import (
     run_bounded,
     run_rg,
 )
+from local_brain.tools.secret_lines import files_with_secrets, without_secret_lines
 from local_brain.workspace import Workspace
 
 __all__ = [
@@ -343,7 +344,10 @@ def _search_rg(
         unreadable = True  # per-file errors only: the results found still stand
     elif run.returncode not in (0, 1):
         raise ToolError(f"search failed (ripgrep exit status {run.returncode})")
-    hits = _rows_from_files(rg, ws, counts, case, pattern, limit, deadline)
+    counts, hidden = without_secret_lines(rg, ws, counts, case, pattern, deadline)
+    extra = sum(len(numbers) for numbers in hidden.values())
+    hits = _rows_from_files(rg, ws, counts, case, pattern, limit + extra, deadline)
+    hits = [hit for hit in hits if hit.line not in hidden.get(hit.path, ())][:limit]
     return SearchResult(sum(counts.values()), counts, hits, unreadable)
 
 
@@ -481,6 +485,8 @@ def _search_python(
         for relative, count in answer["counts"].items()
         if not is_hidden(ws, relative)
     }
+    for relative in files_with_secrets(ws, list(counts), MAX_SEARCH_FILE_BYTES, deadline):
+        del counts[relative]  # see secret_lines: counts must not reveal a withheld value
     collector = _Collector(limit)
     for relative, line, text in answer["hits"]:
         if relative in counts:
