@@ -479,3 +479,80 @@ def test_directory_listing_is_capped(make_repo) -> None:
     assert lines[-1] == (
         "… 15 more source files not shown; call list_definitions on a file or subdirectory"
     )
+
+
+# A header with C++ syntax but none of the words that mark C++ text: the C grammar finds a
+# syntax error, the C++ grammar none, so the C++ reading is used.
+CPP_HEADER_WITHOUT_HINTS = """\
+#pragma once
+struct Shape {
+  virtual ~Shape() = default;
+  virtual double area() const = 0;
+};
+int& counter();
+"""
+
+# A C header that mentions "class" (the C++ hint) and uses a C++ keyword as a name: the C++
+# grammar finds a syntax error, the C grammar none, so the C reading is used.
+C_HEADER_WITH_A_HINT = """\
+/* Helpers for a class of lists. */
+struct node {
+  struct node *next;
+};
+static inline int bump(int new) {
+  return new + 1;
+}
+"""
+
+
+def test_h_header_falls_back_to_the_grammar_that_reads_it(make_repo, tmp_path: Path) -> None:
+    shape = tmp_path / "shape.h"
+    shape.write_text(CPP_HEADER_WITHOUT_HINTS)
+    nodes = tmp_path / "nodes.h"
+    nodes.write_text(C_HEADER_WITH_A_HINT)
+    assert language_for_source(shape, shape.read_bytes()) == "c"  # the first guess
+    assert language_for_source(nodes, nodes.read_bytes()) == "cpp"
+
+    parsed = file_definitions(shape)
+    assert parsed is not None and parsed.language == "cpp"
+    assert [d.label() for d in parsed.definitions] == [
+        "struct Shape",
+        "method Shape.~Shape()",
+        "method Shape.area()",
+        "prototype counter()",
+    ]
+    parsed = file_definitions(nodes)
+    assert parsed is not None and parsed.language == "c"
+    assert [d.label() for d in parsed.definitions] == ["struct node", "function bump(int new)"]
+
+    found = enclosing_definitions(shape, [4])[4]
+    assert found is not None and found.label() == "struct Shape"
+    found = enclosing_definitions(nodes, [6])[6]
+    assert found is not None and found.label() == "function bump(int new)"
+
+    root = make_repo({"include/shape.h": CPP_HEADER_WITHOUT_HINTS})
+    out = LIST_DEFINITIONS.run(Workspace(root), "include/shape.h")
+    assert out.splitlines()[0] == "include/shape.h: 4 definitions (cpp)"
+
+
+def test_one_language_table_for_file_info_and_the_parsers(make_repo) -> None:
+    from local_brain.tools import all_tools
+    from local_brain.tools.languages import BY_NAME, BY_SUFFIX, GRAMMARS, language_name
+
+    # Every grammar a row names exists, and every suffix a parser reads has a name.
+    for language in [*BY_SUFFIX.values(), *BY_NAME.values()]:
+        assert language.grammar is None or language.grammar in GRAMMARS
+        assert language.alternative is None or language.alternative in GRAMMARS
+    for suffix in (".py", ".pyw", ".mts", ".hh", ".ipp", ".gemspec"):
+        assert language_for(f"x{suffix}") is not None
+        assert language_name(f"x{suffix}") != "unknown"
+    assert language_for("x.h") == "c" and language_name("x.h") == "C/C++ header"
+    assert language_for("Rakefile") == "ruby" and language_name("rakefile") == "Ruby"
+    assert language_for("Makefile") is None and language_name("makefile") == "Makefile"
+    assert language_name("CMakeLists.txt") == "CMake" and language_name("notes.txt") == "Text"
+    assert language_name("x.unknown-suffix") == "unknown"
+
+    root = make_repo({"inc/router.hh": "class Router {};\n", "Guardfile": "guard :x\n"})
+    file_info = all_tools()["file_info"]
+    assert "language: C++ header" in file_info.run(Workspace(root), "inc/router.hh")
+    assert "language: Ruby" in file_info.run(Workspace(root), "Guardfile")

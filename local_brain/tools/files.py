@@ -19,33 +19,12 @@ from local_brain.tools.contents import (
     is_binary_file,
     require_regular,
 )
+from local_brain.tools.languages import language_name
 from local_brain.tools.listing import check_glob, iter_source_files, listing_matcher, name_matches
 from local_brain.workspace import Workspace
 
 # Files larger than this are not scanned to the end just to count their lines.
 LINE_COUNT_LIMIT_BYTES = 32 * 1024 * 1024
-
-LANGUAGES_BY_SUFFIX = {
-    ".py": "Python", ".pyi": "Python", ".js": "JavaScript", ".mjs": "JavaScript",
-    ".cjs": "JavaScript", ".jsx": "JavaScript (JSX)", ".ts": "TypeScript", ".tsx": "TypeScript (TSX)",
-    ".go": "Go", ".rs": "Rust", ".java": "Java", ".kt": "Kotlin", ".c": "C", ".h": "C/C++ header",
-    ".cc": "C++", ".cpp": "C++", ".cxx": "C++", ".hpp": "C++ header", ".rb": "Ruby", ".php": "PHP",
-    ".cs": "C#", ".swift": "Swift", ".scala": "Scala", ".sh": "Shell", ".bash": "Shell",
-    ".md": "Markdown", ".rst": "reStructuredText", ".txt": "Text", ".json": "JSON",
-    ".yaml": "YAML", ".yml": "YAML", ".toml": "TOML", ".ini": "INI", ".cfg": "INI",
-    ".html": "HTML", ".css": "CSS", ".sql": "SQL", ".xml": "XML", ".lua": "Lua",
-}  # fmt: skip
-LANGUAGES_BY_NAME = {
-    "Makefile": "Makefile", "Dockerfile": "Dockerfile", "CMakeLists.txt": "CMake",
-    "Gemfile": "Ruby", "Rakefile": "Ruby",
-}  # fmt: skip
-
-
-def language_of(path: Path) -> str:
-    return LANGUAGES_BY_NAME.get(path.name) or LANGUAGES_BY_SUFFIX.get(
-        path.suffix.lower(), "unknown"
-    )
-
 
 # -- read_file --------------------------------------------------------------------------
 
@@ -178,7 +157,7 @@ def file_info(ws: Workspace, path: str) -> str:
             rows.append(f"lines: {sum(1 for _ in ws.iter_lines(target))}")
         else:
             rows.append("lines: not counted (large file)")
-    rows += [f"language: {language_of(target)}", f"modified: {modified}", f"git: {tracked}"]
+    rows += [f"language: {language_name(target)}", f"modified: {modified}", f"git: {tracked}"]
     return "\n".join(rows)
 
 
