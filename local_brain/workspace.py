@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -271,6 +272,15 @@ class Workspace:
                         if not rest or rest.endswith(b"\n"):
                             break
                 yield shorten_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"), cut)
+
+
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """A file name as one line: control characters (a newline in a name could fake a row of
+    a listing) become ``?``, as git shows them."""
+    return CONTROL_CHARS.sub("?", text)
 
 
 def shorten_line(text: str, was_cut: bool = False) -> str:

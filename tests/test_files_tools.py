@@ -168,3 +168,16 @@ def test_list_directory_recursive_pattern_forms(repo: Path) -> None:
     assert call(repo, "list_directory", pattern="**/" * 40).startswith(
         "Error: pattern has too many"
     )
+
+
+def test_a_newline_in_a_name_cannot_fake_a_row(tmp_path) -> None:
+    from local_brain.tools import all_tools
+    from local_brain.workspace import Workspace
+
+    (tmp_path / "notes\nfake.txt").write_text("harmless\n")
+    (tmp_path / "a.txt").write_text("harmless\n")
+    ws = Workspace(tmp_path)
+    listing = all_tools()["list_directory"].run(ws)
+    assert "notes?fake.txt" in listing and "\nfake.txt" not in listing
+    found = all_tools()["search_code"].run(ws, pattern="harmless")
+    assert "notes?fake.txt:1: harmless" in found and "\nfake.txt" not in found

@@ -21,7 +21,7 @@ from local_brain.tools.contents import (
 )
 from local_brain.tools.languages import language_name
 from local_brain.tools.listing import check_glob, iter_source_files, listing_matcher, name_matches
-from local_brain.workspace import Workspace
+from local_brain.workspace import Workspace, printable
 
 # Files larger than this are not scanned to the end just to count their lines.
 LINE_COUNT_LIMIT_BYTES = 32 * 1024 * 1024
@@ -105,7 +105,7 @@ def list_directory(ws: Workspace, path: str = ".", pattern: str = "*") -> str:
         return f"{prefix or './'}: no entries match {pattern!r}"
     limit = ws.max_list_entries
     lines = [f"{prefix or './'} ({len(entries)} {'entry' if len(entries) == 1 else 'entries'})"]
-    lines += entries[:limit]
+    lines += [printable(entry) for entry in entries[:limit]]
     if len(entries) > limit:
         lines.append(f"[showing {limit} of {len(entries)} entries; narrow with path= or pattern=]")
     return "\n".join(lines)

@@ -57,7 +57,7 @@ from local_brain.tools.ripgrep import (
     run_rg,
 )
 from local_brain.tools.secret_lines import files_with_secrets, without_secret_lines
-from local_brain.workspace import Workspace
+from local_brain.workspace import Workspace, printable
 
 __all__ = [
     "LIST_DEFINITIONS",
@@ -263,7 +263,7 @@ def _format(
     lines = [header]
     notes = _enclosing_notes(ws, result.hits[:ENCLOSING_HITS])
     for index, hit in enumerate(result.hits):
-        row = f"{hit.path}:{hit.line}: {hit.text}"
+        row = f"{printable(hit.path)}:{hit.line}: {hit.text}"
         note = notes.get(index)
         if note:
             row += f"  [in {note}]"

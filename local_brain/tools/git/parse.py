@@ -6,16 +6,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from local_brain.workspace import is_sensitive_path, shorten_line
+from local_brain.workspace import CONTROL_CHARS, is_sensitive_path, printable, shorten_line
 
 MAX_COUNTED_LINES = 200_000  # past this, a diff's length is reported as "more than"
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL = CONTROL_CHARS
 _HEADER_SPLIT = re.compile(r' "?b/')
 
 
 def clean(text: str) -> str:
-    return shorten_line(CONTROL.sub("?", text))
+    return shorten_line(printable(text))
 
 
 def plural(count: int, word: str) -> str:
