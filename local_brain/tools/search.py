@@ -270,7 +270,7 @@ def _format(
         lines.append(row)
     if shown < result.total:
         busiest = sorted(result.file_counts.items(), key=lambda item: (-item[1], item[0]))
-        top = ", ".join(f"{name} ({count})" for name, count in busiest[:TOP_FILES_SHOWN])
+        top = ", ".join(f"{printable(name)} ({n})" for name, n in busiest[:TOP_FILES_SHOWN])
         lines.append(f"… {result.total - shown} more not shown. Most matches: {top}")
         lines.append("Narrow with path= or glob=, or raise max_results (up to 500).")
     if result.unreadable:
