@@ -365,13 +365,13 @@ def models_command(config_file: Path | None, api_base: str | None, as_json: bool
 
     Exit 3 when the server cannot be reached.
     """
-    from local_brain import diagnostics, render
+    from local_brain import inventory, render
 
-    data = diagnostics.describe_models(_settings(config_file, api_base=api_base))
+    data = inventory.describe_models(_settings(config_file, api_base=api_base))
     if as_json:
         render.print_json(data)
     else:
-        click.echo(diagnostics.format_models(data))
+        click.echo(inventory.format_models(data))
     if not data["reachable"]:
         sys.exit(ExitStatus.BACKEND_UNAVAILABLE)
 
@@ -385,18 +385,18 @@ def doctor_command(config_file: Path | None, root: Path | None, as_json: bool) -
 
     Exit 0 only when every check passes, else 1.
     """
-    from local_brain import diagnostics, render
+    from local_brain import doctor, render
 
     settings = _settings(config_file)
     try:
         workspace_root: Path | None = choose_root(root)
     except LocalBrainError:
-        workspace_root = None
-    checks = diagnostics.run_doctor(settings, workspace_root)
+        workspace_root = root  # a bad --root fails the repository check, with its path
+    checks = doctor.run_doctor(settings, workspace_root)
     if as_json:
-        render.print_json(diagnostics.doctor_document(checks))
+        render.print_json(doctor.doctor_document(checks))
     else:
-        click.echo(diagnostics.format_doctor(checks))
+        click.echo(doctor.format_doctor(checks))
     if not all(check.ok for check in checks):
         sys.exit(ExitStatus.AGENT_FAILED)
 
@@ -411,13 +411,13 @@ def config_group() -> None:
 @json_option
 def config_show(config_file: Path | None, as_json: bool) -> None:
     """The effective settings after every layer, with secrets masked."""
-    from local_brain import diagnostics, render
+    from local_brain import inventory, render
 
-    view = diagnostics.config_view(_settings(config_file))
+    view = inventory.config_view(_settings(config_file))
     if as_json:
         render.print_json(view)
     else:
-        click.echo(diagnostics.format_config(view), nl=False)
+        click.echo(inventory.format_config(view), nl=False)
 
 
 @config_group.command(name="path")

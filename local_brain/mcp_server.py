@@ -110,8 +110,8 @@ def _ask_tool(workspace: Workspace, settings: Settings, team_by_default: bool) -
 
 def _list_models_tool(settings: Settings) -> Any:
     def list_models() -> str:
-        from local_brain import diagnostics
+        from local_brain import inventory
 
-        return diagnostics.format_models(diagnostics.describe_models(settings))
+        return inventory.format_models(inventory.describe_models(settings))
 
     return list_models

@@ -36,7 +36,8 @@ def resolve_default_model(settings: Settings) -> str:
     the best model the Ollama server has installed."""
     if settings.model:
         return settings.model
-    from local_brain.models import choose_best_model, list_installed_models
+    from local_brain.models.names import choose_best_model
+    from local_brain.models.ollama import list_installed_models
 
     return choose_best_model(list_installed_models(settings.api_base or settings.ollama_api_base))
 
@@ -52,7 +53,8 @@ def run(
     """Answer one question about the workspace: one agent, or a manager with helpers."""
     started = time.monotonic()
     from local_brain.agents import STEP_LIMIT_MESSAGE, build_solo, build_team, helper_setups
-    from local_brain.models import Routing, backend_error_from
+    from local_brain.models.failures import backend_error_from
+    from local_brain.models.routing import Routing
 
     agent_models: dict[str, str] = {}
 
@@ -75,60 +77,59 @@ def run(
     else:
         lead, worker = resolve_default_model(settings), None
         agent_models[SOLO] = lead
-    routing = Routing(settings, list(agent_models.values()), on_event=on_event)
-    agent = None
-    try:
-        if multi_agent:
-
-            def on_delegate(helper: str, helper_task: str) -> None:
-                if on_event is not None:
-                    on_event(Delegated(helper, agent_models[helper], helper_task))
-
-            agent = build_team(
-                routing.model(lead, MANAGER, normalize_reply),
-                [
-                    (setup, routing.model(setup.model_name, setup.role.name, normalize_reply))
-                    for setup in setups
-                ],
-                workspace,
-                max_steps=settings.max_steps,
-                step_timeout=settings.step_timeout,
-                tool_time=settings.tool_time,
-                step_callback_for=step_callback_for,
-                on_delegate=on_delegate,
-                on_event=on_event,
-            )
-        else:
-            agent = build_solo(
-                routing.model(lead, SOLO, normalize_reply),
-                workspace,
-                max_steps=settings.max_steps,
-                step_timeout=settings.step_timeout,
-                tool_time=settings.tool_time,
-                step_callback=step_callback_for(SOLO),
-                on_event=on_event,
-            )
+    with Routing(settings, list(agent_models.values()), on_event=on_event) as routing:
+        agent = None
         try:
-            run_result = agent.run(task)
-        except LocalBrainError:
+            if multi_agent:
+
+                def on_delegate(helper: str, helper_task: str) -> None:
+                    if on_event is not None:
+                        on_event(Delegated(helper, agent_models[helper], helper_task))
+
+                agent = build_team(
+                    routing.model(lead, MANAGER, normalize_reply),
+                    [
+                        (setup, routing.model(setup.model_name, setup.role.name, normalize_reply))
+                        for setup in setups
+                    ],
+                    workspace,
+                    max_steps=settings.max_steps,
+                    step_timeout=settings.step_timeout,
+                    tool_time=settings.tool_time,
+                    step_callback_for=step_callback_for,
+                    on_delegate=on_delegate,
+                    on_event=on_event,
+                )
+            else:
+                agent = build_solo(
+                    routing.model(lead, SOLO, normalize_reply),
+                    workspace,
+                    max_steps=settings.max_steps,
+                    step_timeout=settings.step_timeout,
+                    tool_time=settings.tool_time,
+                    step_callback=step_callback_for(SOLO),
+                    on_event=on_event,
+                )
+            try:
+                run_result = agent.run(task)
+            except LocalBrainError:
+                raise
+            except Exception as error:  # smolagents wraps model failures in AgentGenerationError
+                backend = backend_error_from(error, lead)
+                if backend is not None:
+                    raise backend from error
+                raise AgentFailed(f"the agent failed: {one_line(error)}") from error
+            if run_result.state != "success" or run_result.output == STEP_LIMIT_MESSAGE:
+                raise AgentFailed(
+                    f"no answer after {settings.max_steps} steps (step limit reached)",
+                    hint="raise --max-steps, ask a narrower question, or try a stronger model",
+                )
+        except LocalBrainError as error:
+            error.usage = routing.ledger  # what the run cost before it failed
             raise
-        except Exception as error:  # smolagents wraps model failures in AgentGenerationError
-            backend = backend_error_from(error, lead)
-            if backend is not None:
-                raise backend from error
-            raise AgentFailed(f"the agent failed: {one_line(error)}") from error
-        if run_result.state != "success" or run_result.output == STEP_LIMIT_MESSAGE:
-            raise AgentFailed(
-                f"no answer after {settings.max_steps} steps (step limit reached)",
-                hint="raise --max-steps, ask a narrower question, or try a stronger model",
-            )
-    except LocalBrainError as error:
-        error.usage = routing.ledger  # what the run cost before it failed
-        raise
-    finally:
-        for each in [agent, *getattr(agent, "managed_agents", {}).values()] if agent else []:
-            each.cleanup()  # stops the sandbox processes
-        routing.close()
+        finally:
+            for each in [agent, *getattr(agent, "managed_agents", {}).values()] if agent else []:
+                each.cleanup()  # stops the sandbox processes
 
     return Result(
         answer=str(run_result.output).strip(),

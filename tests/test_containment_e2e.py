@@ -36,8 +36,17 @@ def test_escaped_code_changes_nothing_signals_nobody_and_leaves_nothing(
         "import os, signal, socket\n"
         + attempt("chmod", f"os.chmod({str(outside)!r}, 0o777)")
         + attempt("utime", f"os.utime({str(outside)!r}, (0, 0))")
+        + attempt("chown", f"os.chown({str(outside)!r}, 1, 1)")
+        + attempt("setxattr", f"os.setxattr({str(outside)!r}, 'user.x', b'1')")
         + attempt("kill", f"os.kill({victim.pid}, signal.SIGKILL)")
         + attempt("udp", "socket.socket(socket.AF_INET, socket.SOCK_DGRAM)")
+        + attempt("unix", "socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)")
+        + attempt(
+            "io_uring",
+            "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "if libc.syscall(425, 8, ctypes.create_string_buffer(120)) < 0:\n"
+            "    raise OSError(ctypes.get_errno(), 'io_uring_setup failed')",
+        )
         + attempt("fork", "pid = os.fork()\nif pid == 0:\n    os.setsid()\n    os._exit(0)")
         + attempt("read_secret", f"print(open({str(repo / '.env')!r}).read())")
         + attempt("environ", "assert 'MY_API_KEY' in os.environ")
@@ -45,8 +54,9 @@ def test_escaped_code_changes_nothing_signals_nobody_and_leaves_nothing(
     )
     model_server.script(None, [code(escape(native)), code('final_answer("done")')])
     try:
+        # A directory holding the repository on the Python path must not open it up.
         result = run_cli("-m", "qwen2.5:3b", "--root", str(repo), "Q?", server=model_server,
-                         env={"MY_API_KEY": SECRET})  # fmt: skip
+                         env={"MY_API_KEY": SECRET, "PYTHONPATH": str(repo.parent)})  # fmt: skip
         assert victim.poll() is None, "an unrelated process was signalled"
     finally:
         victim.kill()
@@ -57,7 +67,7 @@ def test_escaped_code_changes_nothing_signals_nobody_and_leaves_nothing(
     assert "Traceback" not in result.stderr
     observation = model_server.chat_requests()[1].last_text
     assert_escaped(observation)
-    assert not re.search(r"\b(chmod|utime|kill|udp|fork|read_secret|environ): ok", observation)
+    assert not re.search(r"\b[a-z_]+: ok", observation), observation
     after = outside.stat()
     assert (after.st_mode, after.st_mtime_ns) == (before.st_mode, before.st_mtime_ns)
     sent = json.dumps([request.body for request in model_server.requests])

@@ -11,17 +11,9 @@ from pathlib import Path
 import yaml
 
 from local_brain.config import Settings, load_settings
-from local_brain.diagnostics import (
-    Check,
-    config_view,
-    describe_models,
-    doctor_document,
-    format_config,
-    format_doctor,
-    format_models,
-    mask_url,
-    run_doctor,
-)
+from local_brain.doctor import Check, doctor_document, format_doctor, run_doctor
+from local_brain.inventory import config_view, describe_models, format_config, format_models
+from local_brain.masking import mask_url
 from tests.fakes.model_server import FakeModel, Fault, ModelServer, closed_port_url
 
 SECRET = "sk-abcdef123456"
@@ -334,6 +326,41 @@ def test_a_hanging_server_is_given_up_on_quickly(model_server: ModelServer, tmp_
     assert "default model" in bad
 
 
+def test_doctor_knows_every_litellm_provider(model_server: ModelServer, tmp_path: Path) -> None:
+    """A provider litellm knows (here ai21) is hosted by it, not an Ollama model to pull."""
+    settings = settings_for(
+        tmp_path, "local_brain: {model: ai21/jamba-1.5-mini}\n", ollama=model_server.url
+    )
+
+    checks = by_name(run_doctor(settings, None))
+
+    assert failed(list(checks.values())) == {}
+    assert checks["model ai21/jamba-1.5-mini"].detail == "hosted by ai21, not checked"
+    assert "not an Ollama model" in checks["context ai21/jamba-1.5-mini"].detail
+    assert not model_server.requests_to("/api/show")
+
+
+def test_doctor_reports_a_bad_root_as_a_failed_check(
+    model_server: ModelServer, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from local_brain.cli import cli
+
+    missing = tmp_path / "nonexistent"
+    result = CliRunner().invoke(
+        cli,
+        ["doctor", "--json", "--root", str(missing)],
+        env={"HOME": str(tmp_path), "OLLAMA_API_BASE": model_server.url},
+    )
+
+    assert result.exit_code == 1, result.output
+    checks = {check["name"]: check for check in json.loads(result.output)["checks"]}
+    assert checks["repository"]["ok"] is False
+    assert str(missing) in checks["repository"]["detail"]
+    assert [name for name, check in checks.items() if not check["ok"]] == ["repository"]
+
+
 # -- config -------------------------------------------------------------------------------
 
 
@@ -395,7 +422,8 @@ def test_inspect_never_imports_the_model_stack(model_server: ModelServer, tmp_pa
     script = (
         "import sys, json\n"
         "from local_brain.config import load_settings\n"
-        "from local_brain.diagnostics import describe_models, run_doctor, config_view\n"
+        "from local_brain.doctor import run_doctor\n"
+        "from local_brain.inventory import describe_models, config_view\n"
         "s = load_settings()\n"
         "describe_models(s); run_doctor(s, None); config_view(s)\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "

@@ -40,10 +40,6 @@ from local_brain.tools.languages import grammar_for as language_for
 from local_brain.tools.languages import grammar_for_source as language_for_source
 from local_brain.tools.languages import parsed_suffixes as supported_extensions
 
-# The names `doctor` (diagnostics.py) uses to load every grammar.
-_GRAMMARS = GRAMMARS
-_compiled = compiled
-
 __all__ = [
     "ENCLOSING_PARSE_SECONDS",
     "GRAMMARS",

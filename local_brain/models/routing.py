@@ -1,0 +1,297 @@
+"""One litellm Router per run, shared by every agent, and what it does when a route fails.
+
+The only module that builds litellm objects. litellm keeps callbacks and Routers in module
+globals (design.md pitfall 23), so :class:`Routing` is a context manager that takes back
+everything it registered when the run ends: a long-lived process (``local-brain mcp``) that
+routes one run after another does not grow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from local_brain.config import Settings
+from local_brain.errors import BackendUnavailable, one_line
+from local_brain.events import ContextTruncated, EventSink, FallbackNotice, ModelCallFinished
+from local_brain.health import refused_endpoints
+from local_brain.models.failures import CONNECTION_HINT, is_connection_error
+from local_brain.models.names import deployments_for, is_ollama, with_ollama_defaults
+from local_brain.usage import UsageLedger
+from local_brain.window import looks_truncated
+
+COOLDOWN_S = 24 * 3600  # a failed deployment sits out the rest of the run
+DEFAULT_NUM_CTX = 8192
+KNOWN_CALLBACK_PACKAGES = {
+    "langfuse": "langfuse",
+    "otel": "opentelemetry",
+    "opentelemetry": "opentelemetry",
+    "arize": "opentelemetry",
+    "mlflow": "mlflow",
+}
+CALLBACK_SETTINGS = ("callbacks", "success_callback", "failure_callback")
+
+
+class Routing:
+    """One litellm Router for the run, shared by every agent, with the run's usage ledger.
+
+    Endpoints that refuse connections are found by a fast probe before the first request
+    and cooled down for the whole run, as is any deployment that fails during it; the
+    Router's fallbacks then carry on, and each switch is reported once.
+
+    Use it as ``with Routing(settings, names) as routing:``; leaving the block (or
+    :meth:`close`) detaches the Router and the configured callbacks from litellm.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        names: list[str],
+        on_event: EventSink | None = None,
+    ) -> None:
+        from local_brain.safe_import import import_model_stack
+
+        litellm, _ = import_model_stack()
+        from local_brain.models.routed import RouteFailureLogger
+
+        self._litellm = litellm
+        self.ledger = UsageLedger()
+        self.fallbacks: list[FallbackNotice] = []
+        self.on_event = on_event
+        self._failures: dict[str, str] = {}  # deployment id -> why it failed
+        self._announced: set[tuple[str, str]] = set()
+        self._truncating: set[str] = set()
+        self._lock = threading.Lock()
+        self._callbacks: list[tuple[str, Any]] = []  # configured callbacks this run attached
+        self.router: Any = None
+        self.failure_logger = RouteFailureLogger(self)  # handed to litellm with each request
+
+        model_list = [dict(entry) for entry in settings.model_list]
+        for name in dict.fromkeys(names):
+            model_list += deployments_for(name, settings)
+        model_list = [with_ollama_defaults(entry, settings.num_ctx) for entry in model_list]
+        _register_local_models(litellm, model_list)
+        router_settings = {"cooldown_time": COOLDOWN_S, **settings.router_settings}
+        try:
+            self._apply_litellm_settings(settings.litellm_settings)
+            self.router = litellm.Router(model_list=model_list, **router_settings)
+            self._cool_down_refused_endpoints()
+            for name in dict.fromkeys(names):
+                self._require_live_route(name)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Routing:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Take back what this run registered with litellm: the Router's own callbacks and
+        its entry in litellm's list of live Routers, and the configured callbacks. Safe to
+        call more than once."""
+        if self.router is not None:
+            self.router.discard()
+        callbacks, self._callbacks = self._callbacks, []
+        _shared_callbacks.release(self._litellm, callbacks)
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _apply_litellm_settings(self, litellm_settings: dict[str, Any]) -> None:
+        """Apply ``litellm_settings`` as the proxy does: module attributes, and callbacks
+        (Langfuse, OpenTelemetry, ...) when their packages are installed."""
+        for key, value in litellm_settings.items():
+            if key in CALLBACK_SETTINGS:
+                wanted = value if isinstance(value, list) else [value]
+                usable = [(key, name) for name in wanted if _callback_available(name)]
+                _shared_callbacks.acquire(self._litellm, usable)
+                self._callbacks += usable
+            else:
+                setattr(self._litellm, key, value)
+
+    def _cool_down_refused_endpoints(self) -> None:
+        deployments = self.router.model_list
+        api_bases = {d["litellm_params"].get("api_base") for d in deployments} - {None}
+        refused = refused_endpoints(api_bases)
+        for deployment in deployments:
+            api_base = deployment["litellm_params"].get("api_base")
+            if api_base in refused:
+                self._cool_down(deployment["model_info"]["id"], f"cannot connect to {api_base}")
+
+    def _cool_down(self, deployment_id: str, reason: str) -> None:
+        with self._lock:
+            self._failures.setdefault(deployment_id, reason)
+        self.router.cooldown_cache.add_deployment_to_cooldown(
+            model_id=deployment_id,
+            original_exception=RuntimeError(reason),
+            exception_status=503,
+            cooldown_time=COOLDOWN_S,
+        )
+
+    def _require_live_route(self, name: str) -> None:
+        """Stop before the first request when every route for ``name`` is known dead."""
+        chain = [name, *self._fallbacks_of(name)]
+        deployments = [d for d in self.router.model_list if d["model_name"] in chain]
+        if deployments and all(d["model_info"]["id"] in self._failures for d in deployments):
+            first = deployments[0]
+            raise BackendUnavailable(
+                f"{self._failures[first['model_info']['id']]} (model {name})",
+                hint=CONNECTION_HINT,
+            )
+
+    def window_cap(self, name: str) -> int | None:
+        """The largest num_ctx to send for ``name``: its deployments' configured window,
+        when every route for it (fallbacks included) is an Ollama model; else None."""
+        chain = [name, *self._fallbacks_of(name)]
+        params = [d["litellm_params"] for d in self.router.model_list if d["model_name"] in chain]
+        if not params or not all(p["model"].startswith("ollama_chat/") for p in params):
+            return None
+        return min(int(p.get("num_ctx") or DEFAULT_NUM_CTX) for p in params)
+
+    def _fallbacks_of(self, name: str) -> list[str]:
+        chain: list[str] = []
+        for rule in self.router.fallbacks or []:
+            if isinstance(rule, dict) and name in rule:
+                chain += [str(group) for group in rule[name]]
+        return chain
+
+    # -- during the run -------------------------------------------------------------------
+
+    def record_failure(self, deployment_id: str | None, error: BaseException | None) -> None:
+        """Called by litellm for every failed call this run's models make."""
+        if not deployment_id:
+            return
+        reason = one_line(error) if error is not None else "failed"
+        if error is not None and is_connection_error(error):  # litellm never cools these
+            self._cool_down(deployment_id, reason)
+        else:
+            with self._lock:
+                self._failures.setdefault(deployment_id, reason)
+
+    def record_answer(
+        self, requested: str, agent: str, message: Any, duration_s: float, sent_chars: int
+    ) -> None:
+        """Account for one answered request; announce a fallback or a server that cut the
+        prompt, each the first time."""
+        hidden = getattr(message.raw, "_hidden_params", None) or {}
+        deployment = self.router.get_deployment(model_id=hidden.get("model_id") or "")
+        served = deployment.model_name if deployment is not None else requested
+        tokens = message.token_usage
+        prompt_tokens = tokens.input_tokens if tokens else 0
+        completion_tokens = tokens.output_tokens if tokens else 0
+        cost = float(hidden.get("response_cost") or 0.0)
+        self.ledger.record(served, agent, prompt_tokens, completion_tokens, cost)
+        if served != requested:
+            self._announce(requested, served)
+        if looks_truncated(prompt_tokens, sent_chars) and served not in self._truncating:
+            self._truncating.add(served)
+            self.emit(ContextTruncated(served, sent_chars, prompt_tokens))
+        self.emit(
+            ModelCallFinished(
+                agent, requested, served, prompt_tokens, completion_tokens, cost, duration_s
+            )
+        )
+
+    def emit(self, event: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _announce(self, requested: str, served: str) -> None:
+        with self._lock:
+            if (requested, served) in self._announced:
+                return
+            self._announced.add((requested, served))
+            reasons = [
+                self._failures[d["model_info"]["id"]]
+                for d in self.router.model_list
+                if d["model_name"] == requested and d["model_info"]["id"] in self._failures
+            ]
+        notice = FallbackNotice(requested, reasons[0] if reasons else "failed", served)
+        self.fallbacks.append(notice)
+        self.emit(notice)
+
+    def model(self, name: str, agent: str, reply_filter: Callable[[str], str] | None = None) -> Any:
+        """A smolagents model for one agent, sending every request through the Router;
+        ``reply_filter`` rewrites each reply's text before the agent reads it."""
+        from local_brain.models.routed import RoutedModel
+
+        return RoutedModel(
+            model_id=name,
+            model_list=self.router.model_list,
+            client=self.router,
+            retry=False,  # the Router retries; smolagents' own 429 retry waits a minute
+            flatten_messages_as_text=True,
+            routing=self,
+            agent_name=agent,
+            reply_filter=reply_filter,
+        )
+
+
+class _SharedCallbacks:
+    """Callbacks named in ``litellm_settings``, in litellm's global lists while at least one
+    Routing uses them: attached by the first, detached by the last, never twice."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: Counter[tuple[str, str]] = Counter()
+
+    def acquire(self, litellm: ModuleType, callbacks: list[tuple[str, Any]]) -> None:
+        with self._lock:
+            for key, callback in callbacks:
+                if self._users[(key, str(callback))] == 0:
+                    setattr(litellm, key, [*(getattr(litellm, key, None) or []), callback])
+                self._users[(key, str(callback))] += 1
+
+    def release(self, litellm: ModuleType, callbacks: list[tuple[str, Any]]) -> None:
+        with self._lock:
+            for key, callback in callbacks:
+                self._users[(key, str(callback))] -= 1
+                if self._users[(key, str(callback))] > 0:
+                    continue
+                del self._users[(key, str(callback))]
+                current = list(getattr(litellm, key, None) or [])
+                if callback in current:
+                    current.remove(callback)
+                    setattr(litellm, key, current)
+
+
+_shared_callbacks = _SharedCallbacks()
+
+
+def _callback_available(name: Any) -> bool:
+    package = KNOWN_CALLBACK_PACKAGES.get(str(name))
+    if package is None or importlib.util.find_spec(package) is not None:
+        return True
+    sys.stderr.write(
+        f"local-brain: litellm callback {name!r} skipped: install the {package!r} package\n"
+    )
+    return False
+
+
+def _register_local_models(litellm: ModuleType, model_list: list[dict[str, Any]]) -> None:
+    """Tell litellm what local models cost (nothing) and their window, so it does not ask
+    the server (``/api/show`` to OLLAMA_API_BASE, design.md pitfall 12)."""
+    entries = {}
+    for entry in model_list:
+        params = entry["litellm_params"]
+        if is_ollama(params["model"]):
+            window = int(params.get("num_ctx") or DEFAULT_NUM_CTX)
+            entries[params["model"]] = {
+                "litellm_provider": "ollama_chat",
+                "mode": "chat",
+                "max_tokens": window,
+                "max_input_tokens": window,
+                "max_output_tokens": window,
+                "input_cost_per_token": 0.0,
+                "output_cost_per_token": 0.0,
+            }
+    # Written straight into the cost map: litellm.register_model() itself asks /api/show.
+    for key, info in entries.items():
+        litellm.model_cost[key] = {**litellm.model_cost.get(key, {}), **info}
