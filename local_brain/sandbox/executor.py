@@ -131,8 +131,9 @@ class SandboxExecutor:
 
     def send_variables(self, variables: dict[str, Any]) -> None:
         packed, _dropped = protocol.pack_variables(variables)
-        self.variables.update(packed)
-        self._restart()
+        if packed:  # the waiting child was started without them
+            self.variables.update(packed)
+            self._restart()
 
     def __call__(self, code_action: str) -> Any:
         from smolagents.local_python_executor import CodeOutput
@@ -142,7 +143,10 @@ class SandboxExecutor:
             check_code(code_action)
         except CodePolicyError as error:
             raise SandboxError(f"refused: {error}") from None
-        child = self._next or _Child(self._init())
+        try:
+            child = self._next or _Child(self._init())
+        except (OSError, ProtocolError) as error:
+            raise SandboxError(f"the sandbox process could not start ({error})") from None
         self._next = None
         try:
             result = self._run_step(child, code_action)
