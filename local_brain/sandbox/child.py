@@ -49,7 +49,7 @@ from local_brain.sandbox.protocol import (
 )
 
 STDIN, STDOUT = 0, 1
-MAX_OUTPUT_CHARS = 1_000_000
+MAX_OUTPUT_CHARS = protocol.MAX_OUTPUT_CHARS
 
 
 class _Calls:

@@ -44,7 +44,7 @@ from local_brain.sandbox.protocol import (
 START_TIMEOUT_S = 60.0
 DEFAULT_TOOL_TIME_S = 120.0
 MAX_DEFINITIONS_CHARS = 64_000
-MAX_OUTPUT_CHARS = 1_000_000  # a step's output (a final answer); the child caps it too
+MAX_OUTPUT_CHARS = protocol.MAX_OUTPUT_CHARS  # the child caps it too; the child may lie
 MAX_ERROR_CHARS = 20_000
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 MAX_FRAME_BYTES = 8 * 1024 * 1024
+MAX_OUTPUT_CHARS = 1_000_000  # a step's output as text (a final answer)
 MAX_VARIABLE_BYTES = 1024 * 1024  # one carried variable, encoded
 MAX_VARIABLES_BYTES = 4 * 1024 * 1024  # all carried variables together
 _HEADER = struct.Struct(">I")
