@@ -15,6 +15,7 @@ from local_brain.errors import LocalBrainError
 from local_brain.masking import mask_secrets, mask_url
 from local_brain.models.names import choose_best_model, is_ollama
 from local_brain.models.ollama import InstalledModel, OllamaClient, ServerError
+from local_brain.units import human_size
 
 HTTP_TIMEOUT_S = 2.0  # every request to a model server
 MAX_PARALLEL = 8
@@ -112,7 +113,7 @@ def format_models(data: dict[str, Any]) -> str:
             rows.append(
                 (
                     model["name"] + mark,
-                    _human_size(model["size_bytes"]),
+                    human_size(model["size_bytes"]),
                     model["parameter_size"] or "-",
                     model["family"] or "-",
                     str(model["context_length"]) if model["context_length"] else "?",
@@ -133,15 +134,6 @@ def format_models(data: dict[str, Any]) -> str:
                 where = f" @ {deployment['api_base']}" if deployment["api_base"] else ""
                 lines.append(f"  {label.ljust(width)}  {deployment['model']}{where}")
     return "\n".join(lines)
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"  # pragma: no cover
 
 
 # -- config -------------------------------------------------------------------------------

@@ -50,27 +50,35 @@ def _version_check(name: str, command: list[str], shown: str, fix: str, **kwargs
 
 
 def git_check() -> Check:
+    """``git --version``, run as the git tools run git (``tools/git/runner.py``)."""
+    from local_brain.tools.git.runner import hardened_command, hardened_env
+
     fix = "install git (git-scm.com, or your package manager)"
-    return _version_check(
-        "git", [find_program("git") or "git", "--version"], "`git --version`", fix
-    )
+    git = find_program("git")
+    if git is None:
+        return Check("git", False, "git not found on PATH", fix)
+    command = hardened_command(git, ["--version"])
+    return _version_check("git", command, "`git --version`", fix, env=hardened_env(None))
 
 
 def repository_check(root: Path) -> Check:
+    from local_brain.tools.git.runner import hardened_command, hardened_env
+
     name = "repository"
     fix = "cd into a project or pass --root"
     if not root.exists():
         return Check(name, False, f"{root}: no such directory", fix)
     if not root.is_dir():
         return Check(name, False, f"{root}: not a directory", fix)
-    try:
-        git = find_program("git", root) or "git-not-found"  # never one committed in the tree
-        result = _run(
-            [git, "-c", "core.fsmonitor=false", "rev-parse", "--is-inside-work-tree"], cwd=root
-        )
-        inside = result.returncode == 0 and result.stdout.strip() == "true"
-    except (OSError, subprocess.TimeoutExpired):
-        inside = False
+    git = find_program("git", root)  # never one committed in the tree
+    inside = False
+    if git is not None:
+        command = hardened_command(git, ["rev-parse", "--is-inside-work-tree"])
+        try:
+            result = _run(command, cwd=root, env=hardened_env(root))
+            inside = result.returncode == 0 and result.stdout.strip() == "true"
+        except (OSError, subprocess.TimeoutExpired):
+            pass
     if inside:
         return Check(name, True, f"{root} (git repository)")
     return Check(name, True, f"{root} (not a git repository: the git tools will report errors)")

@@ -114,7 +114,6 @@ SENSITIVE_DIRS: frozenset[str] = frozenset({".git", ".ssh", ".gnupg", ".aws", ".
 SENSITIVE_PATHS: tuple[str, ...] = (".config/gh/hosts.yml", ".config/hub")
 
 MAX_LINE_CHARS = 400
-BINARY_SNIFF_BYTES = 8192
 _LINE_READ_BYTES = MAX_LINE_CHARS * 4
 
 
@@ -226,31 +225,7 @@ class Workspace:
         except ValueError:
             return os.path.relpath(path, self.root).replace(os.sep, "/")
 
-    def is_visible(self, path: Path) -> bool:
-        """True when a path found by walking the tree may be shown: inside the root, not
-        sensitive by name (as found or as resolved), and not a hard link."""
-        try:
-            resolved = path.resolve()
-        except (OSError, RuntimeError):
-            return False
-        if not _is_within(resolved, self.root):
-            return False
-        return not (
-            is_sensitive_path(self._relative_parts(path))
-            or is_sensitive_path(self._relative_parts(resolved))
-            or is_hard_link(resolved)
-        )
-
     # -- contents -----------------------------------------------------------------------
-
-    @staticmethod
-    def is_binary(path: Path) -> bool:
-        """A file is binary when its first few KiB hold a NUL byte."""
-        try:
-            with open_regular(path) as handle:
-                return b"\x00" in handle.read(BINARY_SNIFF_BYTES)
-        except OSError:
-            return False
 
     @staticmethod
     def iter_lines(path: Path) -> Iterator[str]:
@@ -283,11 +258,21 @@ def printable(text: str) -> str:
     return CONTROL_CHARS.sub("?", text)
 
 
+CUT_MARKER = " …"  # ends any text the tools shorten
+LINE_CUT_MARKER = CUT_MARKER + "[line truncated]"  # ends a shortened line of a file
+
+
+def shorten(text: str, limit: int, was_cut: bool = False, marker: str = CUT_MARKER) -> str:
+    """``text`` capped at ``limit`` characters, the cut marked (also when ``was_cut``: it
+    was already cut while reading). The one truncation helper of the tools' output."""
+    if len(text) > limit or was_cut:
+        return text[:limit].rstrip() + marker
+    return text
+
+
 def shorten_line(text: str, was_cut: bool = False) -> str:
     """Cap one line of output at ``MAX_LINE_CHARS`` characters, marking the cut."""
-    if len(text) > MAX_LINE_CHARS or was_cut:
-        return text[:MAX_LINE_CHARS] + " …[line truncated]"
-    return text
+    return shorten(text, MAX_LINE_CHARS, was_cut, LINE_CUT_MARKER)
 
 
 def outside_message(requested: str) -> str:

@@ -454,3 +454,14 @@ def test_a_failing_server_is_reported_not_raised(model_server: ModelServer, tmp_
     model_server.route_faults["/api/tags"] = Fault.garbage("[1, 2]")
     assert describe_models(settings)["error"] == "unexpected answer to GET /api/tags"
     assert not by_name(run_doctor(settings))[f"endpoint {model_server.url}"].ok
+
+
+def test_git_checks_run_git_as_the_git_tools_do(make_repo, monkeypatch) -> None:
+    # The user's GIT_* variables are dropped, as the hardened runner drops them: a stray
+    # GIT_DIR must not make doctor call a repository "not a git repository".
+    from local_brain.toolchain import git_check, repository_check
+
+    repo = make_repo({"app.py": "x = 1\n"})
+    monkeypatch.setenv("GIT_DIR", "/nonexistent")
+    assert repository_check(repo).detail == f"{repo} (git repository)"
+    assert git_check().detail.startswith("git version")

@@ -181,3 +181,17 @@ def test_a_newline_in_a_name_cannot_fake_a_row(tmp_path) -> None:
     assert "notes?fake.txt" in listing and "\nfake.txt" not in listing
     found = all_tools()["search_code"].run(ws, pattern="harmless")
     assert "notes?fake.txt" in found and "\nfake.txt" not in found
+
+
+def test_sizes_are_shown_in_binary_units() -> None:
+    # One convention for file_info and `models`: 1 KB = 1024 bytes, as the limits count.
+    from local_brain.units import human_size
+
+    assert [human_size(n) for n in (27, 1023, 1024, 1536, 64 * 1024**2, 3 * 1024**3)] == [
+        "27 bytes",
+        "1023 bytes",
+        "1.0 KB",
+        "1.5 KB",
+        "64.0 MB",
+        "3.0 GB",
+    ]

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from local_brain.errors import ToolError
+from local_brain.tools.contents import is_binary_file
+from local_brain.tools.listing import is_hidden
 from local_brain.workspace import Workspace, is_hard_link, is_sensitive_path, rg_exclude_globs
 
 
@@ -114,8 +116,8 @@ def test_iter_lines_bounds_long_lines_and_bad_bytes(tmp_path: Path) -> None:
 def test_binary_detection(tmp_path: Path) -> None:
     (tmp_path / "b.bin").write_bytes(b"abc\x00def")
     (tmp_path / "t.txt").write_text("plain")
-    assert Workspace.is_binary(tmp_path / "b.bin")
-    assert not Workspace.is_binary(tmp_path / "t.txt")
+    assert is_binary_file(tmp_path / "b.bin")
+    assert not is_binary_file(tmp_path / "t.txt")
 
 
 # -- hard links ---------------------------------------------------------------------------
@@ -148,10 +150,10 @@ def test_hard_link_reached_through_a_symlink_is_refused(linked: Path) -> None:
 def test_hard_links_are_not_visible(linked: Path) -> None:
     ws = Workspace(linked)
     (linked / "src" / "single.py").write_text("x = 1\n")
-    assert not ws.is_visible(linked / "notes2.txt")
-    assert not ws.is_visible(linked / "src" / "app_copy.py")
-    assert ws.is_visible(linked / "src" / "single.py")
-    assert ws.is_visible(linked / "src")
+    assert is_hidden(ws, "notes2.txt")
+    assert is_hidden(ws, "src/app_copy.py")
+    assert not is_hidden(ws, "src/single.py")
+    assert not is_hidden(ws, "src")
     assert ws.resolve("src") == linked / "src"  # directories always have several links
 
 

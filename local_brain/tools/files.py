@@ -21,6 +21,7 @@ from local_brain.tools.contents import (
 )
 from local_brain.tools.languages import language_name
 from local_brain.tools.listing import check_glob, iter_source_files, listing_matcher, name_matches
+from local_brain.units import human_size
 from local_brain.workspace import Workspace, printable
 
 # Files larger than this are not scanned to the end just to count their lines.
@@ -36,8 +37,8 @@ def read_file(ws: Workspace, path: str, start_line: int = 1, end_line: int | Non
         raise ToolError(f"{shown} is a directory; use list_directory")
     require_regular(target, shown)
     size = target.stat().st_size
-    if _is_binary(target, shown):
-        raise ToolError(f"{shown} is a binary file ({_human_size(size)}); use file_info")
+    if is_binary_text_check(target, shown):
+        raise ToolError(f"{shown} is a binary file ({human_size(size)}); use file_info")
     start = max(1, start_line)
     if end_line is not None and end_line < start:
         raise ToolError(f"end_line ({end_line}) is before start_line ({start})")
@@ -67,7 +68,7 @@ def read_file(ws: Workspace, path: str, start_line: int = 1, end_line: int | Non
     if start > total and total_known:
         raise ToolError(f"{shown} has only {total} lines; start_line {start} is past the end")
     last_shown = start + len(rows) - 1
-    total_text = str(total) if total_known else f"more than {last_shown} ({_human_size(size)})"
+    total_text = str(total) if total_known else f"more than {last_shown} ({human_size(size)})"
     header = f"{shown}: lines {start}-{last_shown} of {total_text}"
     more = (not total_known) or last_shown < total
     if more and (end_line is None or last_shown < end_line):
@@ -144,10 +145,10 @@ def file_info(ws: Workspace, path: str) -> str:
                 f"git: {tracked}",
             ]
         )
-    binary = _is_binary(target, shown)
+    binary = is_binary_text_check(target, shown)
     rows = [
         f"path: {shown}",
-        f"size: {_human_size(stat.st_size)} ({stat.st_size} bytes)",
+        f"size: {human_size(stat.st_size)} ({stat.st_size} bytes)",
     ]
     if binary:
         rows.append("content: binary")
@@ -161,22 +162,15 @@ def file_info(ws: Workspace, path: str) -> str:
     return "\n".join(rows)
 
 
-def _is_binary(target: Path, shown: str) -> bool:
+def is_binary_text_check(target: Path, shown: str, use: str = "read") -> bool:
+    """``is_binary_file``, with a file swapped for a FIFO or device, or unreadable, turned
+    into a ToolError ("``shown`` is not a regular file; it is not ``use``")."""
     try:
         return is_binary_file(target)
     except NotRegularFileError:
-        raise ToolError(f"{shown} is not a regular file; it is not read") from None
+        raise ToolError(f"{shown} is not a regular file; it is not {use}") from None
     except OSError:
         raise ToolError(f"{shown} could not be read") from None
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
 
 
 TOOLS = (

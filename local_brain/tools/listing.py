@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from local_brain import workspace
 from local_brain.errors import ToolError
 from local_brain.redact import holds_secret
 from local_brain.tools.ignore import (
@@ -40,6 +39,7 @@ from local_brain.tools.ripgrep import DeadlinePassed, find_rg, rg_base_command, 
 from local_brain.workspace import (
     SENSITIVE_DIRS,
     SENSITIVE_NAMES,
+    SENSITIVE_PATHS,
     SENSITIVE_UNLESS_SOURCE,
     Workspace,
     is_hard_link,
@@ -56,9 +56,7 @@ MAX_GLOB_SEGMENTS = 32
 # a listing can return. Only a path it flags is handed to ``is_sensitive_path`` (the policy).
 # Names that are sensitive only in some directory (``SENSITIVE_PATHS``, where the policy
 # has them) are flagged by their last component.
-_SENSITIVE_PATH_NAMES = tuple(
-    suffix.rsplit("/", 1)[-1] for suffix in getattr(workspace, "SENSITIVE_PATHS", ())
-)
+_SENSITIVE_PATH_NAMES = tuple(suffix.rsplit("/", 1)[-1] for suffix in SENSITIVE_PATHS)
 _MAYBE_SENSITIVE_NAME = re.compile(
     "|".join(
         f"(?:{fnmatch.translate(pattern)})"

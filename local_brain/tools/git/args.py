@@ -11,7 +11,7 @@ from local_brain.errors import ToolError
 from local_brain.tools.git.messages import NO_COMMITS
 from local_brain.tools.git.parse import CONTROL
 from local_brain.tools.git.runner import Repo
-from local_brain.workspace import SENSITIVE_DIRS, SENSITIVE_NAMES, Workspace
+from local_brain.workspace import SENSITIVE_DIRS, SENSITIVE_NAMES, Workspace, shorten
 
 _REF_SIDE = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_@./{}~^+\-]*\Z")
 
@@ -28,7 +28,7 @@ def revision(repo: Repo, ref: str | None) -> Revision | None:
     if ref is None or not ref.strip():
         return None
     text = ref.strip()
-    shown = text if len(text) <= 80 else text[:80] + "…"
+    shown = shorten(text, 80, marker="…")  # inside quotes: no space before the mark
     if text.startswith("-"):
         raise ToolError(f"invalid revision: {shown!r} (a revision cannot start with '-')")
     if any(ch.isspace() for ch in text) or CONTROL.search(text):

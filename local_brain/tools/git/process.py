@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from local_brain.errors import ToolError
 from local_brain.tools.git.messages import (
@@ -96,11 +97,33 @@ def _limit_child() -> None:  # pragma: no cover - runs in the forked child befor
             resource.setrlimit(limit, (value, value))
 
 
-class Process:
+_Closing = TypeVar("_Closing", bound="ClosedOnExit")
+
+
+class ClosedOnExit:
+    """``with`` support for a holder of processes or files: leaving the block calls
+    ``close()``, whatever ended it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Closing) -> _Closing:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Process(ClosedOnExit):
     """One running git command: stdout piped, stderr spooled to a file, under a deadline."""
 
     def __init__(self, command: list[str], cwd: Path, env: dict[str, str]) -> None:
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _close()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         try:
             self._proc = subprocess.Popen(
                 command,
@@ -125,17 +148,6 @@ class Process:
         self._timer = threading.Timer(GIT_TIMEOUT_S, self._expire)
         self._timer.daemon = True
         self._timer.start()
-
-    def __enter__(self) -> Process:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._close()
 
     def _expire(self) -> None:
         self.timed_out = True
@@ -194,7 +206,7 @@ class Process:
         self._stderr.seek(0)
         return self._stderr.read(_STDERR_BYTES).decode("utf-8", errors="replace")
 
-    def _close(self) -> None:
+    def close(self) -> None:
         self._timer.cancel()
         if self._proc.poll() is None:
             self._kill()

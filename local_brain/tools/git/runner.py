@@ -28,7 +28,6 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from local_brain.errors import ToolError
 from local_brain.fsguard import find_program
@@ -45,7 +44,7 @@ from local_brain.tools.git.messages import (
     DubiousOwnership,
     refused,
 )
-from local_brain.tools.git.process import GIT_TIMEOUT_S, MAX_READ_BYTES, Process
+from local_brain.tools.git.process import GIT_TIMEOUT_S, MAX_READ_BYTES, ClosedOnExit, Process
 from local_brain.workspace import Workspace
 
 # The private index copy. The index takes ~100 bytes per tracked file, so 128 MiB is
@@ -99,7 +98,7 @@ _SAFE_ENV: dict[str, str] = {
 
 
 @dataclass
-class Repo:
+class Repo(ClosedOnExit):
     """A checked repository around the workspace root, and a hardened way to run git in it."""
 
     ws: Workspace
@@ -113,17 +112,6 @@ class Repo:
     @property
     def prefix(self) -> str:
         return self.layout.prefix
-
-    def __enter__(self) -> Repo:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._scratch is not None:
@@ -148,14 +136,11 @@ class Repo:
         return self._scratch / "index"
 
     def command(self, args: Sequence[str]) -> list[str]:
-        config = [item for setting in _SAFE_CONFIG for item in ("-c", setting)]
-        return [self.executable, "--no-pager", "--no-optional-locks", *config, *args]
+        return hardened_command(self.executable, args)
 
     def env(self) -> dict[str, str]:
         if self._base_env is None:
-            env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-            env.update(_SAFE_ENV)
-            env["PATH"] = _clean_path(os.environ.get("PATH", ""), self.layout.worktree)
+            env = hardened_env(self.layout.worktree)
             env["GIT_DIR"] = str(self.layout.git_dir)
             env["GIT_COMMON_DIR"] = str(self.layout.common_dir)
             env["GIT_WORK_TREE"] = str(self.layout.worktree)  # beats a hostile core.worktree
@@ -222,6 +207,21 @@ def open_repo(ws: Workspace) -> Repo:
     return repo
 
 
+def hardened_command(executable: str, args: Sequence[str]) -> list[str]:
+    """A git command line with every command-running setting neutralised (``_SAFE_CONFIG``)."""
+    config = [item for setting in _SAFE_CONFIG for item in ("-c", setting)]
+    return [executable, "--no-pager", "--no-optional-locks", *config, *args]
+
+
+def hardened_env(worktree: Path | None) -> dict[str, str]:
+    """The user's environment without any GIT_* variable, plus ``_SAFE_ENV``, with PATH
+    cleaned of relative entries and of entries inside ``worktree``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.update(_SAFE_ENV)
+    env["PATH"] = _clean_path(os.environ.get("PATH", ""), worktree)
+    return env
+
+
 def git_program(worktree: Path) -> str:
     """The absolute path of git, from absolute PATH entries outside the repository."""
     found = _find_git(os.environ.get("PATH", ""), str(worktree))
@@ -236,15 +236,15 @@ def _find_git(path_variable: str, worktree: str) -> str | None:
     return find_program("git", Path(worktree))
 
 
-def _clean_path(path_variable: str, worktree: Path) -> str:
+def _clean_path(path_variable: str, worktree: Path | None) -> str:
     """PATH for git's own lookups: absolute entries outside the repository only."""
-    top = os.path.realpath(worktree)
+    top = os.path.realpath(worktree) if worktree is not None else None
     kept = []
     for entry in path_variable.split(os.pathsep):
         if not entry or not os.path.isabs(entry):
             continue
         real = os.path.realpath(entry)
-        if real == top or real.startswith(top.rstrip("/") + "/"):
+        if top is not None and (real == top or real.startswith(top.rstrip("/") + "/")):
             continue
         kept.append(entry)
     return os.pathsep.join(kept)
