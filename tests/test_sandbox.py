@@ -185,3 +185,16 @@ def test_repository_is_not_readable_by_the_child(tmp_path: Path) -> None:
     assert all(not Path(path).is_relative_to(repo) for path in readable)
     assert all(not repo.is_relative_to(path) for path in readable)
     assert sysconfig.get_path("stdlib") in readable
+
+
+def test_lazily_loaded_standard_library_still_works_when_confined(
+    executor: SandboxExecutor,
+) -> None:
+    """strptime and codecs load modules on first use; the confined child (nobody, under
+    Landlock) can no longer read them, so they are loaded before confinement."""
+    logs = executor(
+        'import datetime, stat, time\n'
+        'print(datetime.datetime.strptime("2024-01-02", "%Y-%m-%d").day, time.strptime("2024", "%Y").tm_year)\n'
+        'print("é".encode("cp1252"), "x".encode("idna"), "é".encode("utf-16"), stat.S_ISDIR(0o40000))'
+    ).logs  # fmt: skip
+    assert "2 2024" in logs and "b'\\xe9' b'x'" in logs and "True" in logs

@@ -118,10 +118,20 @@ def _replay(executor: LocalPythonExecutor, definitions: list[str]) -> None:
             continue
 
 
+# Loaded lazily by the standard library (datetime.strptime, str.encode) from files that the
+# confined child, an unprivileged user under Landlock, can no longer read: load them now.
+LAZY_MODULES = (
+    "_strptime", "stat", "encodings.ascii", "encodings.latin_1", "encodings.cp1252",
+    "encodings.cp437", "encodings.utf_16", "encodings.utf_32", "encodings.utf_8_sig",
+    "encodings.idna", "encodings.punycode", "encodings.unicode_escape",
+    "encodings.raw_unicode_escape", "encodings.base64_codec", "encodings.hex_codec",
+)  # fmt: skip
+
+
 def main() -> None:
     init = protocol.read_message(STDIN, None, (Init,))
     assert isinstance(init, Init)
-    for name in init.authorized_imports:  # imported now: no file access after confinement
+    for name in (*LAZY_MODULES, *init.authorized_imports):  # no file access after confining
         with contextlib.suppress(Exception):
             importlib.import_module(name)
     executor = LocalPythonExecutor(
