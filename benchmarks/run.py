@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -106,14 +107,9 @@ def match_counts(tree: Path, pattern: str) -> str:
 
 
 def prompt_rows() -> list[Row]:
-    from local_brain.agents import (
-        ROSTER,
-        build_solo,
-        build_team,
-        helper_setups,
-        make_smolagents_tool,
-    )
+    from local_brain.agents import ROSTER, build, make_smolagents_tool
     from local_brain.config import load_settings
+    from local_brain.plan import make_plan
     from local_brain.safe_import import import_model_stack
     from local_brain.tools import all_tools
     from local_brain.workspace import Workspace
@@ -134,14 +130,16 @@ def prompt_rows() -> list[Row]:
         agent = smolagents.CodeAgent(tools=tools, model=Idle(), managed_agents=managed or [])
         return len(agent.system_prompt)
 
+    def agent_for(team: bool) -> Any:
+        settings = load_settings(environ={"HOME": tempfile.gettempdir()}, model="benchmark")
+        plan = make_plan(settings, team=team, installed_default=lambda: "benchmark")
+        return build(plan, lambda each: Idle(), workspace, step_callback_for=lambda name: None)
+
     rows: list[Row] = []
-    solo = build_solo(Idle(), workspace, max_steps=1, step_timeout=5, tool_time=60)
+    solo = agent_for(team=False)
     rows.append(("solo agent system prompt (chars)", [len(solo.system_prompt)],
                  "stock CodeAgent, same 9 tools", stock_size(list(specs)), "—"))  # fmt: skip
-    settings = load_settings(environ={"HOME": tempfile.gettempdir()})
-    setups = helper_setups(settings, "benchmark")
-    team = build_team(Idle(), [(s, Idle()) for s in setups], workspace, max_steps=1, step_timeout=5, tool_time=60,
-                      step_callback_for=lambda name: None)  # fmt: skip
+    team = agent_for(team=True)
     for role in ROSTER:
         helper = team.managed_agents[role.name]
         rows.append((f"{role.name} system prompt (chars)", [len(helper.system_prompt)],

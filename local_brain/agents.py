@@ -1,7 +1,8 @@
-"""Agents: the repository tools wrapped for smolagents, and the agent builders.
+"""Agents: the team roster, the repository tools wrapped for smolagents, and the builders.
 
-smolagents is imported only inside the builders (through ``safe_import``), so importing
-this module stays cheap.
+The builders take the run's plan (models and limits per agent, see ``plan.py``) and its
+routed models. smolagents is imported only inside them (through ``local_brain.smol``), so
+importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -14,17 +15,13 @@ from typing import Any
 
 import yaml
 
-from local_brain.config import Settings
-from local_brain.errors import ConfigError, one_line
 from local_brain.events import ContainmentReduced, EventSink, ToolCalled
-from local_brain.parsing import NO_CODE_MESSAGE
+from local_brain.plan import HELPERS, MANAGER, AgentPlan, RunPlan
 from local_brain.sandbox import SandboxExecutor
 from local_brain.tools import ToolSpec, all_tools
 from local_brain.workspace import Workspace
 
 MAX_OBSERVATION_CHARS = 6_000
-MAX_REPORT_CHARS = 3_000
-STEP_LIMIT_MESSAGE = "stopped: the step limit was reached before a final answer"
 
 
 def load_prompt_templates(name: str) -> dict[str, Any]:
@@ -43,7 +40,7 @@ def prompt_line(spec: ToolSpec) -> str:
     """One compact line per tool for the system prompt: signature, then what it does."""
     params = []
     for param in spec.params:
-        annotation = {"string": "str", "integer": "int", "boolean": "bool"}[param.type]
+        annotation = param.python_type.__name__
         if param.required:
             params.append(f"{param.name}: {annotation}")
         else:
@@ -55,25 +52,23 @@ def make_smolagents_tool(
     spec: ToolSpec, workspace: Workspace, on_event: EventSink | None = None
 ) -> Any:
     """Wrap one ToolSpec, bound to a workspace, as a smolagents Tool instance."""
-    from local_brain.safe_import import import_model_stack
-
-    _, smolagents = import_model_stack()
+    from local_brain import smol
 
     def forward(self: Any, *args: Any, **kwargs: Any) -> str:
         started = time.monotonic()
-        output = spec.run(workspace, *args, **kwargs)
+        result = spec.run(workspace, *args, **kwargs)
         if on_event is not None:
             arguments = {**dict(zip(_names(spec), args, strict=False)), **kwargs}
             on_event(
                 ToolCalled(
                     tool=spec.name,
                     arguments={key: _loggable(value) for key, value in arguments.items()},
-                    output_chars=len(output),
+                    output_chars=len(result.text),
                     duration_s=time.monotonic() - started,
-                    error=output.startswith("Error: "),
+                    error=not result.ok,
                 )
             )
-        return output
+        return result.text
 
     inputs = {
         param.name: {
@@ -83,9 +78,8 @@ def make_smolagents_tool(
         }
         for param in spec.params
     }
-    tool_class = type(
+    tool_class = smol.tool_class(
         f"{spec.name.title().replace('_', '')}Tool",
-        (smolagents.Tool,),
         {
             "name": spec.name,
             "description": spec.description,
@@ -141,182 +135,75 @@ ROSTER: tuple[HelperRole, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class HelperSetup:
-    """A helper's resolved routing: its model and limits."""
-
-    role: HelperRole
-    model_name: str
-    max_steps: int
-    step_timeout: float
+ROLES = {role.name: role for role in ROSTER}
+if tuple(ROLES) != HELPERS:  # the plan names the team, the roster words it
+    raise RuntimeError("agents.ROSTER and plan.HELPERS must list the same helpers in order")
 
 
-DEFAULT_HELPER_STEPS = 8
-
-
-def helper_setups(settings: Settings, worker_model: str) -> list[HelperSetup]:
-    """Each helper's model and limits: ``local_brain.agents.<name>`` from config, where
-    flags (``--worker``, ``--max-steps``, ``--step-timeout``) do not say otherwise."""
-    unknown = set(settings.agents) - {role.name for role in ROSTER}
-    if unknown:
-        names = ", ".join(role.name for role in ROSTER)
-        raise ConfigError(
-            f"local_brain.agents.{sorted(unknown)[0]}: no such helper (helpers: {names})"
-        )
-    flags = settings.from_flags
-    setups = []
-    for role in ROSTER:
-        own = settings.agents.get(role.name, {})
-        model = worker_model if "worker" in flags else own.get("model") or worker_model
-        if "max_steps" in flags:
-            max_steps = settings.max_steps
-        else:
-            max_steps = own.get("max_steps") or min(settings.max_steps, DEFAULT_HELPER_STEPS)
-        step_timeout = settings.step_timeout
-        if "step_timeout" not in flags and own.get("step_timeout"):
-            step_timeout = own["step_timeout"]
-        setups.append(HelperSetup(role, str(model), int(max_steps), float(step_timeout)))
-    return setups
-
-
-def build_solo(
-    model: Any,
+def build(
+    plan: RunPlan,
+    model_for: Callable[[AgentPlan], Any],
     workspace: Workspace,
     *,
-    max_steps: int,
-    step_timeout: float,
-    tool_time: float,
-    step_callback: Callable[..., None] | None = None,
-    on_event: EventSink | None = None,
-) -> Any:
-    """One CodeAgent with all nine repository tools."""
-    tools = [make_smolagents_tool(spec, workspace, on_event) for spec in all_tools().values()]
-    return _code_agent(
-        tools=tools,
-        model=model,
-        prompt_templates=load_prompt_templates("solo"),
-        max_steps=max_steps,
-        step_timeout=step_timeout,
-        tool_time=tool_time,
-        step_callback=step_callback,
-        workspace=workspace,
-        on_event=on_event,
-    )
-
-
-def build_team(
-    manager_model: Any,
-    helpers: list[tuple[HelperSetup, Any]],
-    workspace: Workspace,
-    *,
-    max_steps: int,
-    step_timeout: float,
-    tool_time: float,
     step_callback_for: Callable[[str], Callable[..., None] | None],
     on_delegate: Callable[[str, str], None] | None = None,
     on_event: EventSink | None = None,
 ) -> Any:
-    """A manager CodeAgent (no repository tools) over one helper agent per roster entry.
+    """The run's agent: one CodeAgent with all nine repository tools, or (team mode) a
+    manager with no repository tools of its own over one helper agent per roster entry.
 
-    ``helpers`` pairs each helper's setup with its routed model; ``step_callback_for``
-    gives the step callback for an agent name ("manager" or a helper's name).
+    ``model_for`` gives an agent's routed model; ``step_callback_for`` the step callback
+    for an agent name.
     """
     specs = all_tools()
-    managed = []
-    for setup, model in helpers:
-        role = setup.role
-        helper = _code_agent(
-            tools=[make_smolagents_tool(specs[name], workspace, on_event) for name in role.tools],
-            model=model,
-            prompt_templates=_helper_templates(role.name),
-            max_steps=setup.max_steps,
-            step_timeout=setup.step_timeout,
-            tool_time=tool_time,
-            step_callback=step_callback_for(role.name),
-            name=role.name,
-            description=role.description,
-            instructions=role.focus,
-            on_delegate=on_delegate,
+
+    def code_agent(agent: AgentPlan, tools: list[str], templates: Any, **kwargs: Any) -> Any:
+        return _code_agent(
+            agent,
+            model_for(agent),
+            [make_smolagents_tool(specs[name], workspace, on_event) for name in tools],
+            templates,
+            step_callback=step_callback_for(agent.name),
             workspace=workspace,
             on_event=on_event,
+            **kwargs,
         )
-        managed.append(helper)
+
+    if not plan.team:
+        return code_agent(plan.lead, list(specs), load_prompt_templates("solo"))
+    helpers = [
+        code_agent(
+            helper,
+            list(ROLES[helper.name].tools),
+            _helper_templates(helper.name),
+            name=helper.name,
+            description=ROLES[helper.name].description,
+            instructions=ROLES[helper.name].focus,
+            on_delegate=on_delegate,
+        )
+        for helper in plan.helpers
+    ]
     # The step timeout does not count the time helpers take (see SandboxExecutor).
-    return _code_agent(
-        tools=[],
-        model=manager_model,
-        prompt_templates=load_prompt_templates("manager"),
-        max_steps=max_steps,
-        step_timeout=step_timeout,
-        tool_time=tool_time,
-        step_callback=step_callback_for("manager"),
-        managed_agents=managed,
-        workspace=workspace,
-        on_event=on_event,
-    )
+    return code_agent(plan.lead, [], load_prompt_templates(MANAGER), managed_agents=helpers)
 
 
 def _code_agent(
-    *,
-    tools: list[Any],
+    agent: AgentPlan,
     model: Any,
+    tools: list[Any],
     prompt_templates: dict[str, Any],
-    max_steps: int,
-    step_timeout: float | None,
-    tool_time: float | None,
+    *,
     step_callback: Callable[..., None] | None,
     workspace: Workspace,
     on_event: EventSink | None,
-    on_delegate: Callable[[str, str], None] | None = None,
     **kwargs: Any,
 ) -> Any:
-    from local_brain.safe_import import import_model_stack
-
-    _, smolagents = import_model_stack()
-    _shorten_parse_error(smolagents)
-    from smolagents.memory import ActionStep
-    from smolagents.monitoring import LogLevel, Timing, TokenUsage
-    from smolagents.utils import AgentMaxStepsError
-
-    class ExplorerAgent(smolagents.CodeAgent):
-        """A CodeAgent that stops at its step limit instead of asking the model once more
-        to guess an answer from its notes: the run reports the limit honestly."""
-
-        def _handle_max_steps_reached(self, task: str) -> Any:
-            now = time.time()
-            step = ActionStep(
-                step_number=self.step_number,
-                error=AgentMaxStepsError("Reached max steps.", self.logger),
-                timing=Timing(start_time=now, end_time=now),
-                token_usage=TokenUsage(input_tokens=0, output_tokens=0),
-            )
-            step.action_output = STEP_LIMIT_MESSAGE
-            self._finalize_step(step)
-            self.memory.steps.append(step)
-            return STEP_LIMIT_MESSAGE
-
-        def __call__(self, task: str, **kwargs: Any) -> str:
-            """Run as a manager's helper; a failure is reported as one short line, never as
-            a dump of the helper's log (smolagents issue 2166)."""
-            if on_delegate is not None:
-                on_delegate(self.name, task)
-            try:
-                report = super().__call__(task, **kwargs)
-            except Exception as error:  # the helper's model failed: tell the manager
-                return f"{self.name} FAILED: {one_line(error, 200)}. Try another helper or task."
-            if self.memory.steps and isinstance(
-                getattr(self.memory.steps[-1], "error", None), AgentMaxStepsError
-            ):
-                return (
-                    f"{self.name} FAILED: no answer within its {self.max_steps} steps. "
-                    "Try a narrower task or another helper."
-                )
-            return _cap(report, MAX_REPORT_CHARS)
+    from local_brain.smol import ExplorerAgent, LogLevel
 
     executor = SandboxExecutor(
         authorized_imports=[],
-        step_timeout=step_timeout,
-        tool_time=tool_time,
+        step_timeout=agent.step_timeout,
+        tool_time=agent.tool_time,
         max_print_outputs_length=MAX_OBSERVATION_CHARS,
         workspace_root=workspace.root,
         on_reduced=(lambda missing: on_event(ContainmentReduced(tuple(missing))))
@@ -327,7 +214,7 @@ def _code_agent(
         tools=tools,
         model=model,
         prompt_templates=prompt_templates,
-        max_steps=max_steps,
+        max_steps=agent.max_steps,
         code_block_tags="markdown",
         executor=executor,
         max_print_outputs_length=MAX_OBSERVATION_CHARS,
@@ -336,30 +223,6 @@ def _code_agent(
         return_full_result=True,
         **kwargs,
     )
-
-
-def _shorten_parse_error(smolagents: Any) -> None:
-    """A reply without runnable code gets one short corrective line instead of smolagents'
-    format lecture, which repeats the whole reply. (smolagents.agents looks this function
-    up at call time, so wrapping the module attribute is the one place to change it.)"""
-    import smolagents.agents as agents_module
-
-    original = agents_module.parse_code_blobs
-    if getattr(original, "local_brain_short_error", False):
-        return
-
-    def parse_code_blobs(text: str, code_block_tags: tuple[str, str]) -> str:
-        try:
-            return original(text, code_block_tags)
-        except ValueError:
-            raise ValueError(NO_CODE_MESSAGE) from None
-
-    parse_code_blobs.local_brain_short_error = True  # type: ignore[attr-defined]
-    agents_module.parse_code_blobs = parse_code_blobs
-
-
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + " …[report truncated]"
 
 
 def _names(spec: ToolSpec) -> list[str]:

@@ -22,7 +22,6 @@ import yaml
 from local_brain.errors import ConfigError
 
 DEFAULT_OLLAMA_API_BASE = "http://localhost:11434"
-KNOWN_SECTIONS = ("model_list", "router_settings", "litellm_settings", "general_settings")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

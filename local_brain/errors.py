@@ -65,3 +65,8 @@ def one_line(error: BaseException, limit: int = 240) -> str:
     text = " ".join(text.split())
     text = re.sub(r"^(litellm\.)?\w+(Error|Exception)?: ", "", text) or type(error).__name__
     return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def internal_error_message(error: BaseException) -> str:
+    """How a bug of ours (any exception that is not a LocalBrainError) is reported."""
+    return f"internal error: {type(error).__name__}: {error}"

@@ -34,7 +34,6 @@ LIST_MODELS_DESCRIPTION = (
     "The models the local Ollama server has (name, size, family, context length) and the "
     "model groups from local-brain's config."
 )
-_TYPES = {"string": str, "integer": int, "boolean": bool}
 
 
 def build_server(workspace: Workspace, settings: Settings, multi_agent: bool = False) -> Any:
@@ -56,20 +55,20 @@ def build_server(workspace: Workspace, settings: Settings, multi_agent: bool = F
 
 
 def _repository_tool(spec: ToolSpec, workspace: Workspace) -> Any:
-    """A function with the tool's exact signature; an ``Error: ...`` result becomes an MCP
-    tool error with the same one-line message."""
+    """A function with the tool's exact signature; a failed tool's result becomes an MCP
+    tool error with the same one-line message (without the ``Error: `` the model sees)."""
     from mcp.server.mcpserver.exceptions import ToolError
     from pydantic import Field
 
     def call(**arguments: Any) -> str:
-        output = spec.run(workspace, **arguments)
-        if output.startswith("Error: "):
-            raise ToolError(output.removeprefix("Error: "))
-        return output
+        result = spec.run(workspace, **arguments)
+        if not result.ok:
+            raise ToolError(result.text.removeprefix("Error: "))
+        return result.text
 
     parameters = []
     for param in spec.params:
-        kind = _TYPES[param.type]
+        kind = param.python_type
         annotation = kind if param.required else kind | None
         parameters.append(
             inspect.Parameter(
@@ -91,15 +90,13 @@ def _ask_tool(workspace: Workspace, settings: Settings, team_by_default: bool) -
     async def ask(prompt: str, multi_agent: bool = False) -> str:
         import anyio
 
-        from local_brain.runner import run
+        from local_brain.session import RunSession
 
         if not prompt.strip():
             raise ToolError("the prompt is empty")
-        team = multi_agent or team_by_default
+        session = RunSession(prompt, workspace, settings, team=multi_agent or team_by_default)
         try:
-            result = await anyio.to_thread.run_sync(
-                lambda: run(prompt, settings, workspace, multi_agent=team)
-            )
+            result = await anyio.to_thread.run_sync(session.run)
         except LocalBrainError as error:
             hint = f" ({error.hint})" if error.hint else ""
             raise ToolError(f"{error.message}{hint}") from None

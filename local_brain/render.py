@@ -22,7 +22,8 @@ from local_brain.events import (
     StepFinished,
     ToolCalled,
 )
-from local_brain.runner import MANAGER, SOLO, Result
+from local_brain.plan import MANAGER, SOLO
+from local_brain.runner import Result
 from local_brain.usage import UsageLedger
 
 PREVIEW_CHARS = 600
@@ -59,7 +60,7 @@ def result_document(result: Result) -> dict[str, Any]:
             for notice in result.fallbacks
         ],
         "duration_s": round(result.duration_s, 3),
-        "exit_code": int(result.exit_status),
+        "exit_code": int(ExitStatus.OK),
     }
 
 

@@ -22,19 +22,75 @@ from local_brain.workspace import Workspace
 
 REQUIRED: Any = object()
 
-_PYTHON_TYPES = {"string": str, "integer": int, "boolean": bool}
+_TYPES: dict[str, type] = {"string": str, "integer": int, "boolean": bool}
+_BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 @dataclass(frozen=True)
 class Param:
     name: str
-    type: str  # "string" | "integer" | "boolean"
+    type: str  # "string" | "integer" | "boolean": the JSON-schema name the model sees
     description: str
     default: Any = REQUIRED
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    @property
+    def python_type(self) -> type:
+        """The Python type of the parameter (``str``, ``int`` or ``bool``)."""
+        return _TYPES[self.type]
+
+    def convert(self, tool: str, value: Any) -> Any:
+        """Accept the loose values small models write ("10", "true", 3.0) when unambiguous."""
+        if value is None:
+            if self.required:
+                raise ToolError(f"{tool} needs {self.name!r}")
+            return None
+        if self.type == "boolean":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS:
+                return _BOOLEAN_WORDS[value.strip().lower()]
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+        elif self.type == "integer":
+            if isinstance(value, bool):
+                pass
+            elif isinstance(value, int):
+                return value
+            elif isinstance(value, float) and value.is_integer():
+                return int(value)
+            elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                return int(value.strip())
+        elif isinstance(value, str):
+            return value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ToolError(f"{tool}: {self.name} must be a {self.type}, got {value!r:.60}")
+
+
+class ToolResult(str):
+    """What a tool returns: the text the model sees, and whether the tool succeeded.
+
+    A ``str`` (the text itself) so that printing or comparing it needs nothing else; callers
+    that must tell failure from success read ``ok``, never the text.
+    """
+
+    ok: bool
+
+    def __new__(cls, text: str, ok: bool = True) -> ToolResult:
+        result = super().__new__(cls, text)
+        result.ok = ok
+        return result
+
+    @property
+    def text(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"ToolResult({self.text!r}, ok={self.ok})"
 
 
 @dataclass(frozen=True)
@@ -64,60 +120,27 @@ class ToolSpec:
                     raise ToolError(f"{self.name} needs {param.name!r}")
                 bound[param.name] = param.default
             else:
-                bound[param.name] = _coerce(self.name, param, bound[param.name])
+                bound[param.name] = param.convert(self.name, bound[param.name])
         return bound
 
-    def run(self, workspace: Workspace, *args: Any, **kwargs: Any) -> str:
-        """Call the tool; every failure comes back as one short ``Error: ...`` line. The
-        text returned, whichever it is, has had every secret found in it withheld."""
-        return redact(self._call(workspace, args, kwargs)).text
+    def run(self, workspace: Workspace, *args: Any, **kwargs: Any) -> ToolResult:
+        """Call the tool. A failure comes back with ``ok=False`` and one short ``Error: ...``
+        line as its text (what the model reads). The text, whichever it is, has had every
+        secret found in it withheld."""
+        text, ok = self._call(workspace, args, kwargs)
+        return ToolResult(redact(text).text, ok)
 
-    def _call(self, workspace: Workspace, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def _call(
+        self, workspace: Workspace, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[str, bool]:
         try:
-            return self.function(workspace, **self.bind(args, kwargs))
+            return self.function(workspace, **self.bind(args, kwargs)), True
         except ToolError as error:
-            return f"Error: {error}"
+            return f"Error: {error}", False
         except RecursionError:
-            return f"Error: {self.name} failed: input too deeply nested"
+            return f"Error: {self.name} failed: input too deeply nested", False
         except (OSError, ValueError, UnicodeError) as error:
-            return f"Error: {self.name} failed: {type(error).__name__}: {_short(error)}"
-
-
-def _coerce(tool: str, param: Param, value: Any) -> Any:
-    """Accept the loose values small models write ("10", "true", 3.0) when unambiguous."""
-    if value is None:
-        if param.required:
-            raise ToolError(f"{tool} needs {param.name!r}")
-        return None
-    expected = _PYTHON_TYPES[param.type]
-    if param.type == "boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in {
-            "true",
-            "false",
-            "1",
-            "0",
-            "yes",
-            "no",
-        }:
-            return value.strip().lower() in {"true", "1", "yes"}
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-    elif param.type == "integer":
-        if isinstance(value, bool):
-            pass
-        elif isinstance(value, int):
-            return value
-        elif isinstance(value, float) and value.is_integer():
-            return int(value)
-        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value.strip())
-    elif isinstance(value, expected):
-        return value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise ToolError(f"{tool}: {param.name} must be a {param.type}, got {value!r:.60}")
+            return f"Error: {self.name} failed: {type(error).__name__}: {_short(error)}", False
 
 
 def _short(error: BaseException) -> str:
