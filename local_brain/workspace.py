@@ -147,7 +147,7 @@ def rg_exclude_globs() -> list[str]:
     return globs
 
 
-def is_hard_link(path: Path) -> bool:
+def is_hard_link(path: Path | str) -> bool:
     """True when ``path`` (followed if a symlink) is a regular file with more than one name.
 
     A hard link ``notes.txt`` to ``.env`` (or to ``~/.aws/credentials``: a hard link may

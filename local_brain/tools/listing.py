@@ -95,9 +95,14 @@ def is_hidden(ws: Workspace, relative: str) -> bool:
     character)."""
     return (
         is_hidden_from_results(relative)
-        or is_hard_link(ws.root / relative)
-        or holds_secret(relative)
+        or is_hard_link(os.path.join(ws.root, relative))
+        or (_MAY_HOLD_SECRET.search(relative) is not None and holds_secret(relative))
     )
+
+
+# What every secret the detectors find in a file name has: an assignment or credential
+# character, or a long run of token characters (checked first: it is much cheaper).
+_MAY_HOLD_SECRET = re.compile(r"[=:@]|[A-Za-z0-9_+/-]{16}")
 
 
 # -- globs --------------------------------------------------------------------------------

@@ -123,19 +123,20 @@ def search_rg(
     searches got slower.)
     """
     pattern, glob, limit, case = query.pattern, query.glob, query.limit, query.case_flag
-    command = [*rg_base_command(rg), "--count", "--with-filename", "--null", case]
-    command += ["--max-filesize", MAX_SEARCH_FILE_SIZE]  # bounded memory: rg holds whole lines
-    if glob:
-        command += ["--glob", glob]  # first, so the exclusions after it take precedence
-    command += exclusion_args()
+    # bounded memory: rg holds whole lines; the glob first, so the exclusions take precedence
+    walk = ["--max-filesize", MAX_SEARCH_FILE_SIZE, *(["--glob", glob] if glob else [])]
+    walk += exclusion_args()
     with rg_ignore_args(rg, ws, target, deadline) as ignore_args:
-        command += [*ignore_args, f"--regexp={pattern}", "--", ws.relative(target)]
+        walk += [*ignore_args, "--", ws.relative(target)]
+        command = [*rg_base_command(rg), "--count", "--with-filename", "--null", case]
+        command += [f"--regexp={pattern}", *walk]
         run = run_rg(command, ws.root, deadline - time.monotonic())
-    counts = {
-        relative: count
-        for relative, count in _parse_counts(run.stdout)
-        if count > 0 and not is_hidden(ws, relative)
-    }
+        counts = {
+            relative: count
+            for relative, count in _parse_counts(run.stdout)
+            if count > 0 and not is_hidden(ws, relative)
+        }
+        counts, hidden = without_secret_lines(rg, ws, counts, case, pattern, walk, deadline)
     unreadable = False
     if run.returncode == 2:
         if not counts:
@@ -143,7 +144,6 @@ def search_rg(
         unreadable = True  # per-file errors only: the results found still stand
     elif run.returncode not in (0, 1):
         raise ToolError(f"search failed (ripgrep exit status {run.returncode})")
-    counts, hidden = without_secret_lines(rg, ws, counts, case, pattern, deadline)
     extra = sum(len(numbers) for numbers in hidden.values())
     hits = _rows_from_files(rg, ws, counts, case, pattern, limit + extra, deadline)
     hits = [hit for hit in hits if hit.line not in hidden.get(hit.path, ())][:limit]

@@ -13,13 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from local_brain.fsguard import is_regular, open_regular
+from local_brain.fsguard import open_regular
 from local_brain.redact import TRIGGER, TRIGGER_PATTERN, secret_line_indexes
 from local_brain.tools.listing import rg_path
 from local_brain.tools.ripgrep import DeadlinePassed, rg_base_command, run_rg
 from local_brain.workspace import Workspace
 
-_FILES_PER_RUN = 2000  # keeps each rg command line well under the system's limit
 # Longer matching lines are checked on their first part only (a preview, like the rows').
 MAX_COLUMNS = 4000
 
@@ -30,34 +29,35 @@ def without_secret_lines(
     counts: dict[str, int],
     case: str,
     pattern: str,
+    walk: list[str],
     deadline: float,
 ) -> tuple[dict[str, int], dict[str, set[int]]]:
     """``counts`` with every match on a secret line taken out (files left with none are
-    dropped), and those lines (1-based) per file, to skip when rows are read.
+    dropped), and those lines (1-based) per file, to skip when rows are read. ``walk`` is
+    the counting run's file selection (size cap, glob, exclusions, ignore rules, target).
 
-    ripgrep lists the matching lines of the matching files, a second ripgrep keeps those
-    that match ``TRIGGER_PATTERN`` (Python's regex engine is far too slow for this), and
-    only those few are checked by the detectors.
+    ripgrep lists the matching lines, a second ripgrep keeps those that match
+    ``TRIGGER_PATTERN`` (Python's regex engine is far too slow for this), and only those
+    few are checked by the detectors.
     """
-    regular = sorted(relative for relative in counts if is_regular(ws.root / relative))
+    if not counts:
+        return counts, {}
+    command = [*rg_base_command(rg), "--line-number", "--no-heading", "--with-filename"]
+    command += ["--null", "--max-columns", str(MAX_COLUMNS), "--max-columns-preview"]
+    command += [case, f"--regexp={pattern}", *walk]
+    matched = run_rg(command, ws.root, deadline - time.monotonic()).stdout
     hidden: dict[str, set[int]] = {}
-    for start in range(0, len(regular), _FILES_PER_RUN):
-        chunk = regular[start : start + _FILES_PER_RUN]
-        command = [*rg_base_command(rg), "--line-number", "--no-heading", "--with-filename"]
-        command += ["--null", "--max-columns", str(MAX_COLUMNS), "--max-columns-preview"]
-        command += [case, f"--regexp={pattern}", "--", *chunk]
-        matched = run_rg(command, ws.root, deadline - time.monotonic()).stdout
-        if not matched:
-            continue
+    if matched:
         trigger = [*rg_base_command(rg), "--text", "--no-line-number", "--ignore-case"]
         trigger += [f"--regexp={TRIGGER_PATTERN.removeprefix('(?i)')}", "-"]
         run = run_rg(trigger, ws.root, deadline - time.monotonic(), input_bytes=matched)
         _collect(run.stdout, hidden)
     adjusted = dict(counts)
     for relative, numbers in hidden.items():
-        adjusted[relative] -= len(numbers)
-        if adjusted[relative] <= 0:
-            del adjusted[relative]
+        if relative in adjusted:
+            adjusted[relative] -= len(numbers)
+            if adjusted[relative] <= 0:
+                del adjusted[relative]
     return adjusted, hidden
 
 
