@@ -441,3 +441,17 @@ def test_every_withheld_line_matches_the_search_trigger() -> None:
             checked += 1
             assert trigger.search(line), line
     assert checked >= len(texts)
+
+
+def test_a_search_too_big_to_check_line_by_line_gives_no_exact_count(
+    make_repo, monkeypatch
+) -> None:
+    """Memory stays bounded: past the cap, rows are still checked, totals are not exact."""
+    from local_brain.tools import search_engines
+
+    monkeypatch.setattr(search_engines, "MAX_VERIFIED_MATCHES", 3)
+    root = make_repo({"a.txt": "x\nx\nx\npassword=hunter2x\n", "b.txt": "x\nx\n"})
+    out = TOOLS["search_code"].run(Workspace(root), pattern="x")
+    assert out.startswith("more than 3 matches (showing ")
+    assert "hunter2" not in out and "a.txt:4" not in out and "Most matches" not in out
+    assert "a.txt:1: x" in out

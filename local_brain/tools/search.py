@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from local_brain.errors import ToolError
-from local_brain.tools import Param, ToolSpec
+from local_brain.tools import Param, ToolSpec, search_engines
 from local_brain.tools.contents import file_kind
 from local_brain.tools.definitions import ParsedFile, enclosing_definitions, language_for
 from local_brain.tools.files import is_binary_text_check
@@ -164,6 +164,8 @@ def _format(ws: Workspace, result: SearchResult, query: SearchQuery, path: str |
         f"{result.total} {_plural(result.total, 'match', 'matches')} in {files} "
         f"{_plural(files, 'file', 'files')} (showing {shown})"
     )
+    if result.at_least:
+        header = f"more than {search_engines.MAX_VERIFIED_MATCHES:,} matches (showing {shown})"
     lines = [header]
     notes = _enclosing_notes(ws, result.hits[:ENCLOSING_HITS])
     for index, hit in enumerate(result.hits):
@@ -172,7 +174,9 @@ def _format(ws: Workspace, result: SearchResult, query: SearchQuery, path: str |
         if note:
             row += f"  [in {note}]"
         lines.append(row)
-    if shown < result.total:
+    if result.at_least:
+        lines.append("Narrow with path= or glob= for exact totals.")
+    elif shown < result.total:
         busiest = sorted(result.file_counts.items(), key=lambda item: (-item[1], item[0]))
         top = ", ".join(f"{printable(name)} ({n})" for name, n in busiest[:TOP_FILES_SHOWN])
         lines.append(f"… {result.total - shown} more not shown. Most matches: {top}")

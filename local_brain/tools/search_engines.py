@@ -35,6 +35,9 @@ MAX_SEARCH_FILE_SIZE = "64M"  # larger files (logs, dumps) are not searched
 MAX_SEARCH_FILE_BYTES = 64 * 1024 * 1024  # the same, for the Python engine
 ROW_TEXT_CHARS = 200
 RG_MAX_COLUMNS = 1000
+# Past this many matching lines a search does not list them all to check each for a secret
+# (memory stays bounded); it then reports "more than" this, and no per-file counts.
+MAX_VERIFIED_MATCHES = 200_000
 PYTHON_LINE_BYTES = 1024 * 1024  # the Python engine matches the first MiB of a longer line
 
 _RG_LONG_LINE = re.compile(r"\s*\[\.\.\. (omitted end of long line|\d+ more matches?)\]$")
@@ -73,6 +76,7 @@ class SearchResult:
     file_counts: dict[str, int] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)
     unreadable: bool = False  # some files could not be read (ripgrep exit status 2)
+    at_least: bool = False  # over MAX_VERIFIED_MATCHES: totals are not exact (see search_rg)
 
 
 class _Collector:
@@ -136,7 +140,9 @@ def search_rg(
             for relative, count in _parse_counts(run.stdout)
             if count > 0 and not is_hidden(ws, relative)
         }
-        counts, hidden = without_secret_lines(rg, ws, counts, case, pattern, walk, deadline)
+        at_least = sum(counts.values()) > MAX_VERIFIED_MATCHES
+        if not at_least:
+            counts, hidden = without_secret_lines(rg, ws, counts, case, pattern, walk, deadline)
     unreadable = False
     if run.returncode == 2:
         if not counts:
@@ -144,10 +150,20 @@ def search_rg(
         unreadable = True  # per-file errors only: the results found still stand
     elif run.returncode not in (0, 1):
         raise ToolError(f"search failed (ripgrep exit status {run.returncode})")
-    extra = sum(len(numbers) for numbers in hidden.values())
-    hits = _rows_from_files(rg, ws, counts, case, pattern, limit + extra, deadline)
+    if at_least:
+        # Too many matching lines to check each in bounded memory: the rows' own files are
+        # checked, and the reply gives no exact count a guess could be read from.
+        hits = _rows_from_files(rg, ws, counts, case, pattern, limit, deadline)
+        shown_files = sorted({hit.path for hit in hits})
+        _, hidden = without_secret_lines(
+            rg, ws, {path: counts[path] for path in shown_files}, case, pattern,
+            ["--", *shown_files], deadline,
+        )  # fmt: skip
+    else:
+        extra = sum(len(numbers) for numbers in hidden.values())
+        hits = _rows_from_files(rg, ws, counts, case, pattern, limit + extra, deadline)
     hits = [hit for hit in hits if hit.line not in hidden.get(hit.path, ())][:limit]
-    return SearchResult(sum(counts.values()), counts, hits, unreadable)
+    return SearchResult(sum(counts.values()), counts, hits, unreadable, at_least=at_least)
 
 
 # Row output: ``path NUL line:text``, long lines cut to a preview.

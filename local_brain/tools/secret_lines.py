@@ -19,8 +19,8 @@ from local_brain.tools.listing import rg_path
 from local_brain.tools.ripgrep import DeadlinePassed, rg_base_command, run_rg
 from local_brain.workspace import Workspace
 
-# Longer matching lines are checked on their first part only (a preview, like the rows').
-MAX_COLUMNS = 4000
+# Longer matching lines are checked on their first part only, the preview the rows show.
+MAX_COLUMNS = 1000
 
 
 def without_secret_lines(
