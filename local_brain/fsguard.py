@@ -81,14 +81,6 @@ def read_regular(path: Path | str, max_bytes: int) -> bytes:
     return data
 
 
-def is_regular_file(path: Path | str) -> bool:
-    """True for a regular file that is not a symlink (lstat, no following)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
 def find_program(
     name: str,
     root: Path | None = None,
