@@ -206,7 +206,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
             traceback.print_exc()
         _fail(error.message, error.exit_status, error.hint, as_json, error.usage)
     except KeyboardInterrupt:
-        _fail("interrupted", ExitStatus.INTERRUPTED, None, as_json)
+        try:
+            _fail("interrupted", ExitStatus.INTERRUPTED, None, as_json)
+        except SystemExit:
+            # Leave now: a normal shutdown would wait for library threads still blocked on
+            # the model request being abandoned (Ctrl-C would hang until it times out).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(int(ExitStatus.INTERRUPTED))
     except BrokenPipeError:
         sys.stderr.close()
         os._exit(0)

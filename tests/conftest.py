@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,23 @@ def make_repo(tmp_path: Path) -> RepoFactory:
     return factory
 
 
+@pytest.fixture
+def billing_repo(make_repo: RepoFactory) -> Path:
+    """A small billing service with a committed .env secret and a second commit."""
+    return make_repo(
+        {
+            "README.md": "# Billing service\n",
+            "src/billing/invoice.py": "\n" * 16
+            + "def compute_total_cents_q7(items):\n    return sum(i.cents for i in items)\n",
+            ".env": "STRIPE_KEY=sk_live_SECRET_4242\n",
+            "config/settings.py": "DEBUG = False\n",
+        },
+        commits=[
+            ("Fix rounding in invoice totals (zebra-91)", {"src/billing/tax.py": "RATE = 7\n"})
+        ],
+    )
+
+
 def _write(root: Path, files: dict[str, str | bytes]) -> None:
     for relative, content in files.items():
         target = root / relative
@@ -92,3 +110,65 @@ def _write(root: Path, files: dict[str, str | bytes]) -> None:
             target.write_bytes(content)
         else:
             target.write_text(content)
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What a run of the CLI left behind, shaped like ``subprocess.CompletedProcess``."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class InProcessCli:
+    """Run ``local_brain.cli.main`` in this process under Click's ``CliRunner`` isolation.
+
+    ``main`` is the console-script entry point (it maps exceptions to exit codes and prints
+    the one-line error), so the exit status and stderr match the installed command's.
+    Standard input is never a pipe here (as with ``stdin=DEVNULL`` in ``run_cli``); tests
+    that pipe input, send signals or need a fresh interpreter keep the subprocess.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._monkeypatch = monkeypatch
+
+    def __call__(
+        self,
+        *args: str,
+        server: object | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> CliResult:
+        from click.testing import CliRunner
+
+        from local_brain.cli import main
+
+        overrides = dict(env or {})
+        if server is not None:
+            overrides["OLLAMA_API_BASE"] = server.url  # type: ignore[attr-defined]
+        runner = CliRunner()  # Click >= 8.2: stderr is captured apart from stdout
+        with self._monkeypatch.context() as patch:
+            if cwd is not None:
+                patch.chdir(cwd)
+            with runner.isolation(env=overrides) as (stdout, stderr, _):
+                try:
+                    main(list(args))
+                except SystemExit as done:
+                    code = done.code
+                    returncode = int(code) if isinstance(code, int) else (0 if code is None else 1)
+                else:  # main always exits; reaching here would be a bug in the fixture
+                    raise AssertionError("local_brain.cli.main returned without exiting")
+        return CliResult(
+            args=args,
+            returncode=returncode,
+            stdout=stdout.getvalue().decode("utf-8", "replace"),
+            stderr=stderr.getvalue().decode("utf-8", "replace"),
+        )
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> InProcessCli:
+    """The CLI run in-process: ``cli("config", "path", env={...}, server=model_server)``."""
+    return InProcessCli(monkeypatch)

@@ -18,7 +18,10 @@ from tests.fakes.model_server import ModelServer
 from tests.test_containment import attempt, session_members
 from tests.test_e2e import LOCAL_BRAIN, code, run_cli
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="confinement needs Linux")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform != "linux", reason="confinement needs Linux"),
+]
 
 SECRET = "sk-live-ESCAPED-credential"
 

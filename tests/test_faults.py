@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import InProcessCli
 from tests.fakes.model_server import Fault, ModelServer
 from tests.test_e2e import LOCAL_BRAIN, code, run_cli
 
@@ -23,6 +24,7 @@ def assert_one_clear_error(stderr: str) -> None:
     assert len(errors) == 1, stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fault",
     [Fault.garbage(), Fault.truncated(), Fault.disconnect()],
@@ -38,6 +40,7 @@ def test_broken_responses_exit_3(model_server: ModelServer, make_repo, fault: Fa
     assert_one_clear_error(result.stderr)
 
 
+@pytest.mark.slow
 def test_step_limit_reports_partial_usage(model_server: ModelServer, make_repo) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(None, ["I believe the answer is in a.py."] * 3)  # never writes code
@@ -55,6 +58,7 @@ def test_step_limit_reports_partial_usage(model_server: ModelServer, make_repo) 
     assert "usage: qwen2.5:3b 3 req" in result.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130(model_server: ModelServer, make_repo) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(None, [Fault.hang(60)])
@@ -78,9 +82,9 @@ def test_ctrl_c_exits_130(model_server: ModelServer, make_repo) -> None:
     assert_one_clear_error(stderr)
 
 
-def test_root_and_home_are_refused_unless_explicit(hermetic_env: Path) -> None:
-    from_root = run_cli("Q?", cwd=Path("/"))
-    from_home = run_cli("Q?", cwd=hermetic_env)
+def test_root_and_home_are_refused_unless_explicit(cli: InProcessCli, hermetic_env: Path) -> None:
+    from_root = cli("Q?", cwd=Path("/"))
+    from_home = cli("Q?", cwd=hermetic_env)
 
     for result in (from_root, from_home):
         assert result.returncode == 2
@@ -88,6 +92,7 @@ def test_root_and_home_are_refused_unless_explicit(hermetic_env: Path) -> None:
         assert_one_clear_error(result.stderr)
 
 
+@pytest.mark.slow
 def test_many_runs_at_once(model_server: ModelServer, make_repo) -> None:
     repo = make_repo({"src/app.py": "def handler_z3():\n    pass\n"})
     model_server.responder = lambda request: code('final_answer(search_code(pattern="handler_z3"))')
@@ -112,6 +117,7 @@ print(completed.stdout[:2000])
 """
 
 
+@pytest.mark.slow
 def test_huge_files_are_read_with_bounded_memory(make_repo) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     with open(repo / "huge.bin", "wb") as handle:  # sparse: 2 GB on paper, nothing on disk

@@ -581,6 +581,7 @@ def _alive(pid: int) -> bool:
 # -- end to end ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_hostile_gitdir_reaches_the_model_as_one_refusal(
     model_server: ModelServer, victim: Path, make_repo
 ) -> None:
@@ -601,6 +602,7 @@ def test_cli_hostile_gitdir_reaches_the_model_as_one_refusal(
         assert VICTIM_CANARY not in str(request.body)
 
 
+@pytest.mark.slow
 def test_cli_with_a_committed_git_and_an_empty_path_entry(
     model_server: ModelServer, make_repo, tmp_path: Path
 ) -> None:

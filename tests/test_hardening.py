@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.model_server import Fault, ModelServer
 from tests.test_e2e import code, run_cli
+
+pytestmark = pytest.mark.slow  # every test runs the installed command
 
 SECRET = "sk-live-HUNTER2-credential"
 

@@ -14,7 +14,10 @@ from tests.attacks import escape
 from tests.fakes.model_server import ModelServer
 from tests.test_e2e import code, run_cli
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="FIFOs and /dev/zero need Linux")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform != "linux", reason="FIFOs and /dev/zero need Linux"),
+]
 
 
 def test_a_hostile_clone_cannot_stall_or_redirect_a_run(

@@ -12,6 +12,8 @@ import pytest
 from tests.fakes.model_server import ModelServer
 from tests.test_e2e import LOCAL_BRAIN, code
 
+pytestmark = pytest.mark.slow  # each test starts `local-brain mcp` over stdio
+
 mcp = pytest.importorskip("mcp")
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402

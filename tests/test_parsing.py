@@ -41,6 +41,7 @@ def test_other_languages_are_left_alone() -> None:
     assert "```bash\nrm -rf /\n```" in normalized and "```python\nprint(5)\n```" in normalized
 
 
+@pytest.mark.slow
 def test_sloppy_replies_work_end_to_end(model_server: ModelServer, make_repo) -> None:
     repo = make_repo({"src/app.py": "def main_k7():\n    pass\n"})
     model_server.script(

@@ -160,6 +160,7 @@ def test_example_config_loads() -> None:
     assert cloud and cloud[0]["litellm_params"]["api_key"] is None  # GROQ_API_KEY unset
 
 
+@pytest.mark.slow
 def test_same_config_serves_local_brain_through_a_litellm_proxy(
     proxy: Proxy, model_server: ModelServer, make_repo
 ) -> None:

@@ -47,6 +47,7 @@ def two_step_script(server: ModelServer, model: str) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fault",
     [Fault.status(500, "boom"), Fault.hang(30), "not-installed"],
@@ -73,6 +74,7 @@ def test_failing_primary_falls_back_and_costs_once(
     assert "backup took over" in notices[0]
 
 
+@pytest.mark.slow
 def test_refusing_primary_is_skipped_without_a_request(
     model_server: ModelServer, repo: Path, tmp_path: Path
 ) -> None:
@@ -91,6 +93,7 @@ def test_refusing_primary_is_skipped_without_a_request(
     assert "backup took over" in result.stderr
 
 
+@pytest.mark.slow
 def test_without_fallback_a_dead_server_exits_3(repo: Path, tmp_path: Path) -> None:
     dead = closed_port_url()
     config = tmp_path / "c.yaml"
@@ -106,6 +109,7 @@ def test_without_fallback_a_dead_server_exits_3(repo: Path, tmp_path: Path) -> N
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_two_hosts_share_the_load_and_survive_one_dying(repo: Path, tmp_path: Path) -> None:
     with ModelServer() as host_a, ModelServer() as host_b:
         config = tmp_path / "c.yaml"
@@ -137,6 +141,7 @@ local_brain: {{model: pool}}
         assert len(host_a.chat_requests()) > served_before
 
 
+@pytest.mark.slow
 def test_json_usage_equals_what_the_servers_reported(
     model_server: ModelServer, make_repo, tmp_path: Path
 ) -> None:
@@ -173,6 +178,7 @@ def test_json_usage_equals_what_the_servers_reported(
     assert "usage: qwen3:30b 2 req 2204+26 tok" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prefix", ["openai", "hosted_vllm", "lm_studio"])
 def test_openai_compatible_servers(model_server: ModelServer, repo: Path, prefix: str) -> None:
     two_step_script(model_server, BACKUP)

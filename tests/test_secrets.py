@@ -383,6 +383,7 @@ def test_hard_link_is_neither_listed_nor_searched(linked_repo: Path) -> None:
 # -- end to end -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_secrets_never_reach_the_model_through_the_cli(
     model_server: ModelServer, config_repo: Path
 ) -> None:
@@ -410,6 +411,7 @@ def test_secrets_never_reach_the_model_through_the_cli(
         assert secret not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_secrets_in_piped_input_are_withheld(model_server: ModelServer, config_repo: Path) -> None:
     """`git diff | local-brain "review"`: the piped diff is repository content too."""
     diff = (config_repo / "config.py").read_text()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import InProcessCli
 from tests.fakes.model_server import ModelServer, RecordedRequest
 from tests.test_e2e import code, last_observation, run_cli
 
@@ -55,6 +56,7 @@ def repo(make_repo) -> Path:
     )
 
 
+@pytest.mark.slow
 def test_manager_delegates_and_facts_reach_the_answer(
     model_server: ModelServer, repo: Path
 ) -> None:
@@ -111,6 +113,7 @@ def test_manager_delegates_and_facts_reach_the_answer(
     assert "    [git_ops] step 1" in result.stderr
 
 
+@pytest.mark.slow
 def test_helper_step_limit_is_reported_as_failure(
     model_server: ModelServer, repo: Path, tmp_path: Path
 ) -> None:
@@ -133,6 +136,7 @@ def test_helper_step_limit_is_reported_as_failure(
     assert "still searching" not in report
 
 
+@pytest.mark.slow
 def test_per_helper_model_from_config(
     model_server: ModelServer, repo: Path, tmp_path: Path
 ) -> None:
@@ -164,11 +168,13 @@ def test_per_helper_model_from_config(
     assert "- git_log(" in git_prompt and "- search_code(" not in git_prompt
 
 
-def test_unknown_helper_in_config_is_a_config_error(tmp_path: Path, repo: Path) -> None:
+def test_unknown_helper_in_config_is_a_config_error(
+    cli: InProcessCli, tmp_path: Path, repo: Path
+) -> None:
     config = tmp_path / "team.yaml"
     config.write_text("local_brain:\n  agents:\n    web_search: {model: x}\n")
 
-    result = run_cli("--config", str(config), "--multi-agent", "-m", "x", "--root", str(repo), "Q?")
+    result = cli("--config", str(config), "--multi-agent", "-m", "x", "--root", str(repo), "Q?")
 
     assert result.returncode == 2
     assert "web_search" in result.stderr and "no such helper" in result.stderr

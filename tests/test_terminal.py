@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from local_brain.events import (
@@ -17,10 +18,12 @@ from local_brain.events import (
     ToolCalled,
 )
 from local_brain.render import LiveProgress
+from tests.conftest import InProcessCli
 from tests.fakes.model_server import ModelServer
 from tests.test_e2e import code, run_cli
 
 
+@pytest.mark.slow
 def test_transcript_records_the_run(model_server: ModelServer, make_repo, tmp_path: Path) -> None:
     repo = make_repo({"src/app.py": "def main():\n    return 1\n", ".env": "KEY=SECRET_77\n"})
     model_server.script(
@@ -52,6 +55,7 @@ def test_transcript_records_the_run(model_server: ModelServer, make_repo, tmp_pa
     assert not list(tmp_path.glob(".run.jsonl.*"))  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_transcript_records_failure(model_server: ModelServer, make_repo, tmp_path: Path) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     transcript = tmp_path / "run.jsonl"
@@ -115,10 +119,12 @@ def test_live_view_verbose_prints_code_and_output() -> None:
     assert 'print(read_file("a.py"))' in output and "a.py: lines 1-1" in output
 
 
-def test_transcript_in_a_missing_directory_is_a_usage_error(make_repo, tmp_path: Path) -> None:
+def test_transcript_in_a_missing_directory_is_a_usage_error(
+    cli: InProcessCli, make_repo, tmp_path: Path
+) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
 
-    result = run_cli("-m", "qwen2.5:3b", "--root", str(repo), "--transcript",
+    result = cli("-m", "qwen2.5:3b", "--root", str(repo), "--transcript",
                      str(tmp_path / "missing" / "t.jsonl"), "Q?")  # fmt: skip
 
     assert result.returncode == 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from local_brain.window import (
     MIN_NUM_CTX,
     estimate_tokens,
@@ -43,6 +45,7 @@ def test_truncation_is_recognised() -> None:
     assert not looks_truncated(reported_prompt_tokens=2048, sent_chars=8_000)
 
 
+@pytest.mark.slow
 def test_every_request_carries_a_fitting_num_ctx(
     model_server: ModelServer, make_repo, tmp_path: Path
 ) -> None:
