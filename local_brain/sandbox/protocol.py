@@ -94,28 +94,28 @@ class Raise(Message):
 
 
 @dataclass(frozen=True)
-class Done(Message):
-    """Child -> parent: the step finished. ``variables`` (plain data) and ``definitions``
-    (the source of the step's top-level imports, functions and classes, re-run before the
-    next step's code) are carried on; ``dropped`` names what is lost with this step."""
+class StepEnd(Message):
+    """Child -> parent, last: how the step ended. ``variables`` (plain data) and
+    ``definitions`` (the source of the step's top-level imports, functions and classes,
+    re-run before the next step's code) are carried on; ``dropped`` names what is lost."""
 
-    op: ClassVar[str] = "done"
-    output: Any
     logs: str
-    is_final_answer: bool
     variables: dict[str, Any]
     definitions: list[str]
     dropped: list[str]
 
 
 @dataclass(frozen=True)
-class Failed(Message):
+class Done(StepEnd):
+    op: ClassVar[str] = "done"
+    output: Any
+    is_final_answer: bool
+
+
+@dataclass(frozen=True)
+class Failed(StepEnd):
     op: ClassVar[str] = "failed"
     error: str
-    logs: str
-    variables: dict[str, Any]
-    definitions: list[str]
-    dropped: list[str]
 
 
 _MESSAGES: dict[str, type[Message]] = {

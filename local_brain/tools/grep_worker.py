@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 BINARY_SNIFF_BYTES = 8192
+# fsguard.open_regular's flags: this script runs without site-packages and cannot import it.
 _OPEN_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_NONBLOCK", 0)
