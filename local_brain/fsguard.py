@@ -20,7 +20,8 @@ class UnsafeFileError(OSError):
     """The file is not a regular file we may read (symlink, device, FIFO, too large)."""
 
 
-_OPEN_FLAGS = (
+# The flags every read of a repository file uses (grep_worker receives them in its request).
+OPEN_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_NONBLOCK", 0)
     | getattr(os, "O_NOFOLLOW", 0)
@@ -55,7 +56,7 @@ def open_regular(path: Path) -> BinaryIO:
     if not is_regular(path):
         raise NotRegularFileError(f"{path} is not a regular file")
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, OPEN_FLAGS)
     except OSError as error:
         if error.errno in _NOT_REGULAR_ERRNOS:
             raise NotRegularFileError(f"{path} is not a regular file") from None

@@ -291,10 +291,10 @@ def test_data_imports_and_functions_survive_a_step_other_objects_are_named(
 
 
 def test_carried_definitions_are_capped() -> None:
-    from local_brain.sandbox.executor import _merge_definitions
+    from local_brain.sandbox.executor import merge_definitions
 
     many = [f"x{i} = {'1' * 1000}" for i in range(200)]
-    merged = _merge_definitions([], many)
+    merged = merge_definitions([], many)
     assert sum(map(len, merged)) <= MAX_DEFINITIONS_CHARS
     assert merged[-1] == many[-1]
 

@@ -30,8 +30,9 @@ def executor() -> Iterator[SandboxExecutor]:
 
 def child_pid(executor: SandboxExecutor) -> int:
     """The pid of the child that will run the next step (one fresh child per step)."""
-    assert executor._next is not None
-    return executor._next.process.pid
+    pid = executor.next_child_pid
+    assert pid is not None
+    return pid
 
 
 def test_vehicle_passes_the_code_policy() -> None:

@@ -72,8 +72,8 @@ def test_memory_bomb_fails_without_taking_us_down(executor: SandboxExecutor) -> 
 
 def test_child_environment_is_scrubbed(executor: SandboxExecutor, monkeypatch) -> None:
     executor("y = 1")
-    assert executor._next is not None
-    environ = Path(f"/proc/{executor._next.process.pid}/environ").read_bytes().decode()
+    assert executor.next_child_pid is not None
+    environ = Path(f"/proc/{executor.next_child_pid}/environ").read_bytes().decode()
     assert "HOME=" not in environ and "PATH=" not in environ
     assert set(environ.strip("\0").split("\0")) <= {
         "PYTHONDONTWRITEBYTECODE=1",

@@ -123,6 +123,11 @@ class SandboxExecutor:
         self._next: _Child | None = None
         self._reported_reduced = False
 
+    @property
+    def next_child_pid(self) -> int | None:
+        """The pid of the prewarmed child that will run the next step, if one is ready."""
+        return None if self._next is None else self._next.process.pid
+
     # -- smolagents' executor interface ------------------------------------------------
 
     def send_tools(self, tools: dict[str, Any]) -> None:
@@ -157,7 +162,7 @@ class SandboxExecutor:
         if not isinstance(result, SandboxError):
             # The child checked these caps too, but the child may be hostile.
             self.variables, dropped = protocol.pack_variables(result.variables, packed=True)
-            self.definitions = _merge_definitions(self.definitions, result.definitions)
+            self.definitions = merge_definitions(self.definitions, result.definitions)
         self._prewarm()
         if isinstance(result, SandboxError):
             raise result
@@ -304,7 +309,7 @@ def _capped(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + " …[output truncated]"
 
 
-def _merge_definitions(earlier: list[str], new: list[str]) -> list[str]:
+def merge_definitions(earlier: list[str], new: list[str]) -> list[str]:
     """Earlier definitions then this step's, without repeats, newest kept within the cap."""
     merged = [snippet for snippet in earlier if snippet not in new] + list(dict.fromkeys(new))
     while merged and sum(len(snippet) for snippet in merged) > MAX_DEFINITIONS_CHARS:

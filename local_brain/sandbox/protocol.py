@@ -64,6 +64,8 @@ class Ready(Message):
 
 @dataclass(frozen=True)
 class Run(Message):
+    """Parent -> child: the step's code; the child answers with Calls, then a StepEnd."""
+
     op: ClassVar[str] = "run"
     code: str
 
@@ -80,16 +82,25 @@ class Call(Message):
 
 
 @dataclass(frozen=True)
-class Return(Message):
-    op: ClassVar[str] = "return"
+class CallEnd(Message):
+    """Parent -> child: how call number ``call`` ended."""
+
     call: int
+
+
+@dataclass(frozen=True)
+class Return(CallEnd):
+    """The tool's result, packed as plain data (or its text)."""
+
+    op: ClassVar[str] = "return"
     value: Any
 
 
 @dataclass(frozen=True)
-class Raise(Message):
+class Raise(CallEnd):
+    """The tool failed; the child raises ``message`` in the model's code."""
+
     op: ClassVar[str] = "raise"
-    call: int
     message: str
 
 

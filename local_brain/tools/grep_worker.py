@@ -9,7 +9,8 @@ Protocol: one JSON request on stdin, one JSON result on stdout (ASCII). Standard
 only, so it runs without site-packages; it imports nothing from the repository.
 
 Request: ``root``, ``files`` (root-relative, in path order), ``pattern``, ``ignore_case``,
-``limit`` (hits to return), ``max_file_bytes``, ``line_bytes``, ``hit_bytes``.
+``limit`` (hits to return), ``max_file_bytes``, ``line_bytes``, ``hit_bytes``,
+``open_flags`` (``fsguard.OPEN_FLAGS``: no symlink, no blocking on a FIFO, no controlling tty).
 Result: ``counts`` {path: matching lines}, ``hits`` [[path, line, text]] (the first
 ``limit`` in path order), ``unreadable`` (some files could not be read).
 """
@@ -25,15 +26,6 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 BINARY_SNIFF_BYTES = 8192
-# fsguard.open_regular's flags: this script runs without site-packages and cannot import it.
-_OPEN_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_NOCTTY", 0)
-    | getattr(os, "O_BINARY", 0)
-)
 
 
 def lines(handle: BinaryIO, line_bytes: int) -> Iterator[bytes]:
@@ -59,7 +51,7 @@ def search(request: dict) -> dict:
     unreadable = False
     for relative in request["files"]:
         try:
-            fd = os.open(os.path.join(root, relative), _OPEN_FLAGS)
+            fd = os.open(os.path.join(root, relative), request["open_flags"])
         except OSError:
             unreadable = True
             continue

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_brain.errors import ToolError
+from local_brain.fsguard import OPEN_FLAGS
 from local_brain.tools.contents import is_regular
 from local_brain.tools.listing import (
     SCRATCH_PREFIX,
@@ -277,6 +278,7 @@ def search_python(ws: Workspace, target: Path, query: SearchQuery, deadline: flo
         "max_file_bytes": MAX_SEARCH_FILE_BYTES,
         "line_bytes": PYTHON_LINE_BYTES,
         "hit_bytes": RG_MAX_COLUMNS * 4,
+        "open_flags": OPEN_FLAGS,  # fsguard's: the worker runs without site-packages
     }
     run = run_bounded(
         [sys.executable, "-I", "-S", str(_WORKER)],
