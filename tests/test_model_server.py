@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-os.environ["LITELLM_MODE"] = "PRODUCTION"
-
+import http.client
 import json
+import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import litellm
 import pytest
-from litellm.exceptions import MidStreamFallbackError
 
+from local_brain.models.ollama import LoadedModel, OllamaClient
+from local_brain.safe_import import import_model_stack
 from tests.fakes.model_server import (
     EXHAUSTED_ANSWER,
     EXHAUSTED_REPLY,
@@ -31,9 +30,11 @@ from tests.fakes.model_server import (
     Reply,
     Usage,
     closed_port_url,
+    shared_prefix_chars,
 )
 
-litellm.suppress_debug_info = True
+litellm, _ = import_model_stack()  # a plain ``import litellm`` may try the network
+MidStreamFallbackError = litellm.exceptions.MidStreamFallbackError
 
 MODEL = "qwen2.5:3b"
 MESSAGES = [
@@ -182,7 +183,13 @@ def test_ollama_stream_content_and_usage(model_server: ModelServer) -> None:
     )
 
 
-def test_litellm_posts_api_show_after_ollama_calls(model_server: ModelServer) -> None:
+def test_litellm_posts_api_show_after_ollama_calls(
+    model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An in-process local-brain run earlier in the session registers its models in litellm's
+    # cost map (so that litellm does not ask /api/show); forget that here.
+    for key in [k for k in litellm.model_cost if k.endswith(f"/{MODEL}")]:
+        monkeypatch.delitem(litellm.model_cost, key)
     model_server.script(MODEL, ["one", "two"])
     ollama(model_server)
     drain(ollama(model_server, stream=True))
@@ -334,9 +341,8 @@ def test_hang_then_reply(model_server: ModelServer) -> None:
     assert time.monotonic() - started >= 0.2
 
 
-def test_stop_is_fast_with_a_hanging_handler() -> None:
-    server = ModelServer().start()
-    server.script(MODEL, [Fault.hang(60)])
+def ollama_in_background(server: ModelServer) -> tuple[threading.Thread, list[BaseException]]:
+    """An Ollama chat started in a thread; its exception, if any, lands in the list."""
     errors: list[BaseException] = []
 
     def call() -> None:
@@ -347,6 +353,13 @@ def test_stop_is_fast_with_a_hanging_handler() -> None:
 
     thread = threading.Thread(target=call)
     thread.start()
+    return thread, errors
+
+
+def test_stop_is_fast_with_a_hanging_handler() -> None:
+    server = ModelServer().start()
+    server.script(MODEL, [Fault.hang(60)])
+    thread, errors = ollama_in_background(server)
     deadline = time.monotonic() + 5
     while not server.chat_requests() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -436,3 +449,455 @@ def test_concurrent_requests_each_get_one_reply(model_server: ModelServer) -> No
     assert model_server.total_usage().completion_tokens == sum(
         r.usage.completion_tokens for r in results
     )
+
+
+# ---- helpers for the raw-HTTP tests below -------------------------------------------------
+
+
+def chat(server: ModelServer, model: str = MODEL, **body: Any) -> tuple[int, Any]:
+    """A non-streaming Ollama /api/chat call over urllib."""
+    body = {"model": model, "messages": MESSAGES, "stream": False, **body}
+    return post_json(f"{server.url}/api/chat", body)
+
+
+def completions(server: ModelServer, model: str = MODEL, **body: Any) -> tuple[int, Any]:
+    """A non-streaming OpenAI /v1/chat/completions call over urllib."""
+    return post_json(
+        f"{server.openai_url}/chat/completions", {"model": model, "messages": MESSAGES, **body}
+    )
+
+
+def stream_events(url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """POST a streaming request; the decoded NDJSON lines or SSE ``data:`` events."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    events = []
+    with urllib.request.urlopen(request, timeout=5) as response:
+        for raw in response:
+            line = raw.decode().strip()
+            if line.startswith("data: "):
+                line = line[len("data: ") :]
+            if line and line != "[DONE]":
+                events.append(json.loads(line))
+    return events
+
+
+def ollama_text(events: list[dict[str, Any]]) -> str:
+    return "".join(e["message"]["content"] for e in events if "message" in e)
+
+
+def openai_text(events: list[dict[str, Any]]) -> str:
+    return "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def ps(server: ModelServer) -> list[dict[str, Any]]:
+    status, body = get_json(f"{server.url}/api/ps")
+    assert status == 200
+    return body["models"]
+
+
+# ---- loaded models and reloads -----------------------------------------------------------
+
+
+def test_chat_loads_once_and_reloads_when_num_ctx_changes(model_server: ModelServer) -> None:
+    model_server.script(MODEL, ["one", "two", "three"])
+
+    _, first = chat(model_server, options={"num_ctx": 8192})
+    _, second = chat(model_server, options={"num_ctx": 8192})
+    _, third = chat(model_server)  # no num_ctx: Ollama's default 4096, so a reload
+
+    assert [r.loaded for r in model_server.chat_requests()] == [True, False, True]
+    assert model_server.load_events == [(MODEL, 8192), (MODEL, 4096)]
+    assert model_server.loads(MODEL) == 2 and model_server.loads() == 2
+    assert model_server.loads("qwen3:30b") == 0
+    assert first["load_duration"] == model_server.load_duration_ns == 1_500_000_000
+    assert second["load_duration"] == model_server.warm_load_duration_ns < 1_000_000
+    assert third["load_duration"] == 1_500_000_000
+    assert first["total_duration"] > first["load_duration"] > second["total_duration"]
+    [entry] = ps(model_server)
+    assert entry["name"] == entry["model"] == MODEL
+    assert entry["context_length"] == 4096
+    assert {"size", "digest", "details", "expires_at", "size_vram"} <= entry.keys()
+    assert entry["details"]["parameter_size"] == "3B"
+    assert OllamaClient(model_server.url).loaded() == [LoadedModel(MODEL, 4096)]
+
+
+def test_preload_is_a_warm_server_without_load_events(model_server: ModelServer) -> None:
+    model_server.preload("llama3.2", 8192)
+    model_server.script(None, ["warm"])
+
+    _, body = chat(model_server, model="llama3.2:latest", options={"num_ctx": 8192})
+
+    assert body["load_duration"] == model_server.warm_load_duration_ns
+    assert model_server.load_events == [] and model_server.loads() == 0
+    assert only_chat(model_server).loaded is False
+    assert model_server.loaded_models() == {"llama3.2:latest": 8192}
+    assert [m["context_length"] for m in ps(model_server)] == [8192]
+
+
+def test_max_loaded_models_evicts_the_least_recently_used(model_server: ModelServer) -> None:
+    model_server.max_loaded_models = 2
+    a, b, c = "qwen2.5:3b", "qwen3:30b", "qwen2.5-coder:7b"
+    for model in (a, b, a, c, b):
+        chat(model_server, model=model)
+
+    # a, b loaded; a used again; c evicts b (LRU); b evicts a
+    assert model_server.load_events == [(a, 4096), (b, 4096), (c, 4096), (b, 4096)]
+    assert list(model_server.loaded_models()) == [c, b]
+    assert [m["name"] for m in ps(model_server)] == [b, c]  # most recently used first
+
+
+def test_empty_requests_load_and_keep_alive_zero_unloads(model_server: ModelServer) -> None:
+    model_server.script(MODEL, ["answered, then unloaded"])
+
+    status, body = post_json(f"{model_server.url}/api/generate", {"model": MODEL})
+    assert status == 200 and body["done_reason"] == "load" and body["response"] == ""
+    assert model_server.load_events == [(MODEL, 4096)]
+    assert [m["name"] for m in ps(model_server)] == [MODEL]
+
+    status, body = post_json(f"{model_server.url}/api/generate", {"model": MODEL, "keep_alive": 0})
+    assert (status, body["done_reason"], body["done"]) == (200, "unload", True)
+    assert ps(model_server) == []
+    assert model_server.remaining(MODEL) == 1  # neither consumed a scripted reply
+
+    _, body = chat(model_server, keep_alive="0s")
+    assert body["message"]["content"] == "answered, then unloaded"
+    assert ps(model_server) == [] and model_server.loads() == 2
+
+    status, body = post_json(f"{model_server.url}/api/chat", {"model": MODEL, "keep_alive": 0})
+    assert (status, body["done_reason"], body["message"]["content"]) == (200, "unload", "")
+
+
+def test_openai_routes_never_load(model_server: ModelServer) -> None:
+    model_server.script(MODEL, ["a", "b"])
+    completions(model_server)
+    completions(model_server)
+    assert model_server.load_events == [] and ps(model_server) == []
+    assert [r.loaded for r in model_server.chat_requests()] == [False, False]
+
+
+# ---- prompt-prefix cache -----------------------------------------------------------------
+
+SYSTEM = {"role": "system", "content": "You answer questions about a repository. " * 40}
+
+
+def test_prefix_cache_is_off_by_default(model_server: ModelServer) -> None:
+    model_server.script(MODEL, ["first", "second"])
+    conversation = [SYSTEM, {"role": "user", "content": "q1"}]
+    chat(model_server, messages=conversation)
+    _, body = chat(model_server, messages=conversation)
+
+    record = model_server.chat_requests()[-1]
+    total = model_server.prompt_tokens_for(conversation)
+    assert (record.prompt_tokens_total, record.prompt_tokens_cached) == (total, 0)
+    assert body["prompt_eval_count"] == record.prompt_tokens_evaluated == total
+    assert "prompt_eval_cached_count" not in body
+
+
+def test_ollama_prefix_cache_reports_only_evaluated_tokens(model_server: ModelServer) -> None:
+    model_server.prefix_cache = True
+    model_server.script(MODEL, ["looked at README", "it is a CLI", "after reload"])
+    turn1 = [SYSTEM, {"role": "user", "content": "What is this?"}]
+    turn2 = [*turn1, {"role": "assistant", "content": "looked at README"},
+             {"role": "user", "content": "And then?"}]  # fmt: skip
+
+    _, first = chat(model_server, messages=turn1)
+    _, second = chat(model_server, messages=turn2)
+    _, third = chat(model_server, messages=turn2, options={"num_ctx": 8192})  # reload
+
+    one, two, three = model_server.chat_requests()
+    total1 = model_server.prompt_tokens_for(turn1)
+    assert (one.prompt_tokens_total, one.prompt_tokens_cached) == (total1, 0)
+    assert first["prompt_eval_count"] == total1 and "prompt_eval_cached_count" not in first
+
+    seen = [*turn1, {"role": "assistant", "content": "looked at README"}]  # prompt + reply
+    total2 = model_server.prompt_tokens_for(turn2)
+    cached2 = shared_prefix_chars(seen, turn2) // 4
+    assert cached2 == sum(len(m["content"]) for m in seen) // 4
+    assert cached2 > total1 - 5  # the whole first turn and the reply were reused
+    assert (two.prompt_tokens_total, two.prompt_tokens_cached) == (total2, cached2)
+    assert two.prompt_tokens_evaluated == total2 - cached2
+    assert second["prompt_eval_count"] == two.usage.prompt_tokens == total2 - cached2
+    # speed figures follow the evaluated / generated counts
+    assert second["prompt_eval_duration"] == round((total2 - cached2) * 1e9 / 500)
+    assert second["eval_duration"] == round(second["eval_count"] * 1e9 / 50)
+
+    assert three.loaded and three.prompt_tokens_cached == 0  # a reload empties the cache
+    assert third["prompt_eval_count"] == total2
+
+
+def test_newer_ollama_reports_cached_count_within_prompt_eval_count(
+    model_server: ModelServer,
+) -> None:
+    model_server.prefix_cache = True
+    model_server.report_cached_count = True
+    model_server.script(MODEL, ["a", "b"])
+    conversation = [SYSTEM, {"role": "user", "content": "q"}]
+    _, first = chat(model_server, messages=conversation)
+    _, second = chat(model_server, messages=conversation)
+
+    record = model_server.chat_requests()[-1]
+    total, cached = record.prompt_tokens_total, record.prompt_tokens_cached
+    assert first["prompt_eval_cached_count"] == 0 and cached and cached > 0
+    assert (second["prompt_eval_count"], second["prompt_eval_cached_count"]) == (total, cached)
+    assert record.usage is not None and record.usage.prompt_tokens == total
+    evaluated = second["prompt_eval_count"] - second["prompt_eval_cached_count"]
+    assert evaluated == record.prompt_tokens_evaluated
+    assert second["prompt_eval_duration"] == round(evaluated * 1e9 / 500)
+
+
+def test_prefix_cache_after_truncation_keeps_one_evaluated_token(
+    model_server: ModelServer,
+) -> None:
+    model_server.prefix_cache = True
+    model_server.max_prompt_tokens = 50
+    model_server.script(MODEL, ["a", "b"])
+    conversation = [SYSTEM, {"role": "user", "content": "same question"}]
+    chat(model_server, messages=conversation)
+    _, body = chat(model_server, messages=conversation)
+
+    record = model_server.chat_requests()[-1]
+    assert (record.prompt_tokens_total, record.prompt_tokens_cached) == (50, 49)
+    assert body["prompt_eval_count"] == record.prompt_tokens_evaluated == 1
+
+
+def test_openai_vllm_style_reports_total_and_cached_tokens(model_server: ModelServer) -> None:
+    model_server.prefix_cache = True
+    model_server.script(MODEL, ["x", "y"])
+    conversation = [SYSTEM, {"role": "user", "content": "q"}]
+    completions(model_server, messages=conversation)
+    _, body = completions(model_server, messages=conversation)
+
+    record = model_server.chat_requests()[-1]
+    assert record.prompt_tokens_cached and record.prompt_tokens_cached > 0
+    assert body["usage"]["prompt_tokens"] == record.prompt_tokens_total
+    assert body["usage"]["prompt_tokens_details"] == {"cached_tokens": record.prompt_tokens_cached}
+    assert "timings" not in body
+
+
+def test_openai_llamacpp_style_timings(model_server: ModelServer) -> None:
+    model_server.prefix_cache = True
+    model_server.openai_style = "llamacpp"
+    model_server.script(MODEL, ["x", Reply("streamed", completion_tokens=10), "z"])
+    conversation = [SYSTEM, {"role": "user", "content": "q"}]
+    _, first = completions(model_server, messages=conversation)
+    events = stream_events(
+        f"{model_server.openai_url}/chat/completions",
+        {"model": MODEL, "messages": conversation, "stream": True,
+         "stream_options": {"include_usage": True}},
+    )  # fmt: skip
+
+    one, two = model_server.chat_requests()
+    assert first["timings"]["cache_n"] == 0
+    assert (
+        first["usage"]["prompt_tokens"] == first["timings"]["prompt_n"] == one.prompt_tokens_total
+    )
+    finish, usage_event = events[-2], events[-1]
+    assert finish["choices"][0]["finish_reason"] == "stop"
+    assert usage_event["choices"] == []
+    timings = usage_event["timings"]
+    assert timings == finish["timings"]
+    assert timings["cache_n"] == two.prompt_tokens_cached > 0
+    assert (
+        timings["prompt_n"] == two.prompt_tokens_evaluated == usage_event["usage"]["prompt_tokens"]
+    )
+    assert timings["predicted_n"] == 10
+    assert timings["predicted_ms"] == pytest.approx(10 / 50 * 1000)
+    assert timings["predicted_per_second"] == pytest.approx(50)
+    assert timings["prompt_per_second"] == pytest.approx(500)
+    assert timings["prompt_ms"] == pytest.approx(two.prompt_tokens_evaluated / 500 * 1000)
+    assert openai_text(events) == "streamed"
+
+    model_server.llamacpp_prompt_tokens = "total"  # what current llama-server reports
+    _, third = completions(model_server, messages=conversation)
+    assert third["usage"]["prompt_tokens"] == model_server.chat_requests()[-1].prompt_tokens_total
+    assert third["timings"]["prompt_n"] < third["usage"]["prompt_tokens"]
+
+
+# ---- output caps -------------------------------------------------------------------------
+
+LONG = "The repository holds a small command line tool and its tests. " * 10
+
+
+def test_ollama_num_predict_cuts_the_reply(model_server: ModelServer) -> None:
+    model_server.script(MODEL, [LONG, LONG, "short"])
+
+    _, body = chat(model_server, options={"num_predict": 5})
+    events = stream_events(
+        f"{model_server.url}/api/chat",
+        {"model": MODEL, "messages": MESSAGES, "options": {"num_predict": 5}},
+    )
+    _, short = chat(model_server, options={"num_predict": 5})
+
+    assert body["message"]["content"] == LONG[:20]
+    assert (body["done_reason"], body["eval_count"]) == ("length", 5)
+    assert ollama_text(events) == LONG[:20]
+    assert events[-1]["done"] and events[-1]["done_reason"] == "length"
+    assert (short["message"]["content"], short["done_reason"]) == ("short", "stop")
+    assert [r.output_cap for r in model_server.chat_requests()] == [5, 5, 5]
+    assert [r.finish_reason for r in model_server.chat_requests()] == ["length", "length", "stop"]
+
+
+def test_openai_max_tokens_cut_the_reply(model_server: ModelServer) -> None:
+    model_server.script(MODEL, [LONG, LONG, LONG])
+
+    _, body = completions(model_server, max_tokens=3)
+    _, newer = completions(model_server, max_completion_tokens=4, max_tokens=99)
+    events = stream_events(
+        f"{model_server.openai_url}/chat/completions",
+        {"model": MODEL, "messages": MESSAGES, "stream": True, "max_tokens": 2,
+         "stream_options": {"include_usage": True}},
+    )  # fmt: skip
+
+    assert body["choices"][0]["message"]["content"] == LONG[:12]
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["completion_tokens"] == 3
+    assert newer["choices"][0]["message"]["content"] == LONG[:16]
+    assert openai_text(events) == LONG[:8]
+    assert events[-2]["choices"][0]["finish_reason"] == "length"
+    assert events[-1]["usage"]["completion_tokens"] == 2
+    assert [r.output_cap for r in model_server.chat_requests()] == [3, 4, 2]
+
+
+def test_no_cap_recorded_as_none(model_server: ModelServer) -> None:
+    model_server.script(MODEL, ["a", "b"])
+    chat(model_server, options={"num_predict": -1})  # Ollama: -1 means unlimited
+    completions(model_server)
+    assert [r.output_cap for r in model_server.chat_requests()] == [None, None]
+
+
+def test_litellm_ollama_num_ctx_and_max_tokens(model_server: ModelServer) -> None:
+    model_server.script(MODEL, [LONG * 5])
+
+    response = litellm.completion(
+        model=f"ollama_chat/{MODEL}",
+        api_base=model_server.url,
+        messages=MESSAGES,
+        num_ctx=8192,
+        max_tokens=300,
+    )
+
+    record = only_chat(model_server)
+    assert record.options["num_predict"] == 300 and record.output_cap == 300
+    assert record.options["num_ctx"] == 8192
+    assert response.choices[0].finish_reason == "length"
+    assert response.choices[0].message.content == (LONG * 5)[:1200]
+    assert response.usage.completion_tokens == 300
+    assert model_server.load_events == [(MODEL, 8192)]
+
+
+def test_litellm_openai_max_tokens_and_cached_tokens(model_server: ModelServer) -> None:
+    model_server.prefix_cache = True
+    model_server.script(MODEL, [LONG, LONG])
+    conversation = [SYSTEM, {"role": "user", "content": "q"}]
+
+    openai(model_server, messages=conversation, max_tokens=10)
+    response = openai(model_server, messages=conversation, max_tokens=10)
+
+    assert response.choices[0].finish_reason == "length"
+    assert response.choices[0].message.content == LONG[:40]
+    assert response.usage.completion_tokens == 10
+    record = model_server.chat_requests()[-1]
+    assert record.output_cap == 10
+    assert response.usage.prompt_tokens == record.prompt_tokens_total
+    assert response.usage.prompt_tokens_details.cached_tokens == record.prompt_tokens_cached > 0
+
+
+# ---- endless generations -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["ollama", "openai"])
+def test_endless_with_a_cap_stops_at_the_cap(model_server: ModelServer, api: str) -> None:
+    model_server.script(MODEL, [Reply.endless("la ")])
+    if api == "ollama":
+        _, body = chat(model_server, options={"num_predict": 7})
+        text, reason = body["message"]["content"], body["done_reason"]
+    else:
+        _, body = completions(model_server, max_tokens=7)
+        text, reason = body["choices"][0]["message"]["content"], body["choices"][0]["finish_reason"]
+    assert (text, reason) == (("la " * 10)[:28], "length")
+    assert model_server.open_generations() == 0
+
+
+def test_endless_without_cap_holds_until_the_client_gives_up(model_server: ModelServer) -> None:
+    model_server.script(MODEL, [Reply.endless()])
+    connection = http.client.HTTPConnection("127.0.0.1", model_server.port, timeout=0.3)
+    body = json.dumps({"model": MODEL, "messages": MESSAGES, "stream": False})
+    connection.request("POST", "/api/chat", body, {"Content-Type": "application/json"})
+    with pytest.raises(socket.timeout):
+        connection.getresponse()
+    assert model_server.open_generations() == 1  # still generating for nobody...
+
+    connection.close()  # ...until the client closes its abandoned request
+
+    assert wait_until(lambda: model_server.open_generations() == 0)
+    record = only_chat(model_server)
+    assert record.client_gone and record.status is None
+
+
+def test_endless_through_litellm_timeout_is_released(model_server: ModelServer) -> None:
+    model_server.script(MODEL, [Reply.endless()])
+    with pytest.raises(litellm.Timeout):
+        ollama(model_server, timeout=0.5)
+    assert wait_until(lambda: model_server.open_generations() == 0)
+    assert only_chat(model_server).client_gone
+
+
+@pytest.mark.parametrize("api", ["ollama", "openai"])
+def test_endless_stream_runs_until_the_client_disconnects(
+    model_server: ModelServer, api: str
+) -> None:
+    model_server.script(MODEL, [Reply.endless("la ", chunk_delay=0.01)])
+    path = "/api/chat" if api == "ollama" else "/v1/chat/completions"
+    connection = http.client.HTTPConnection("127.0.0.1", model_server.port, timeout=5)
+    body = json.dumps({"model": MODEL, "messages": MESSAGES, "stream": True})
+    connection.request("POST", path, body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    lines = [response.readline() for _ in range(20)]  # keeps coming
+    assert all(lines) and model_server.open_generations() == 1
+
+    connection.close()
+
+    assert wait_until(lambda: model_server.open_generations() == 0)
+    record = only_chat(model_server)
+    assert record.client_gone and record.status == 200
+
+
+def test_stop_ends_an_endless_generation() -> None:
+    server = ModelServer().start()
+    server.script(MODEL, [Reply.endless()])
+    thread, errors = ollama_in_background(server)
+    assert wait_until(lambda: server.open_generations() == 1)
+    server.stop()
+    thread.join(timeout=5)
+    assert server.open_generations() == 0 and errors
+    assert not only_chat(server).client_gone
+
+
+# ---- pacing ------------------------------------------------------------------------------
+
+
+def test_pace_generation_really_takes_the_reported_time(model_server: ModelServer) -> None:
+    model_server.script(MODEL, [Reply("paced", completion_tokens=5), "unpaced"])
+    model_server.load_duration_ns = 200_000_000
+    model_server.pace_generation = True
+
+    started = time.monotonic()
+    _, body = chat(model_server)  # load 0.2 s + 5 tokens at 50/s = 0.1 s
+    elapsed = time.monotonic() - started
+
+    assert elapsed >= (body["load_duration"] + body["eval_duration"]) / 1e9 >= 0.3
+    model_server.pace_generation = False
+    started = time.monotonic()
+    chat(model_server)
+    assert time.monotonic() - started < 0.2

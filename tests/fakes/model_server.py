@@ -35,6 +35,77 @@ Token accounting is deterministic: ``prompt_tokens = (total characters of messag
 the context; ``completion_tokens = len(sent text) // 4 + 1``.  A :class:`Reply` may override both.
 What was reported is stored on each :class:`RecordedRequest` as ``usage`` and summed by
 :meth:`ModelServer.total_usage`.
+
+Loaded models (Ollama's scheduler, ``/api/chat`` and ``/api/generate`` only)::
+
+    server.default_num_ctx = 4096          # context when options.num_ctx is absent
+    server.max_loaded_models = None        # e.g. 1: loading another evicts the LRU model
+    server.preload("qwen3:30b", 8192)      # a warm server: loaded, no load event recorded
+    server.load_events                     # [("qwen2.5:3b", 8192), ...] every (re)load, in order
+    server.loads("qwen2.5:3b")             # how many of them (model=None: all)
+    server.loaded_models()                 # {"qwen2.5:3b": 8192}, least recently used first
+    server.unload("qwen2.5:3b")
+
+A chat for model M with ``options.num_ctx`` C loads M when it is not loaded or loaded with
+another context (a reload); the request then has ``loaded=True`` and reports
+``load_duration = server.load_duration_ns`` (1.5 s), otherwise ``warm_load_duration_ns``
+(200 µs).  ``GET /api/ps`` lists the loaded models, most recently used first, in Ollama's shape
+(``name``, ``model``, ``size``, ``digest``, ``details``, ``expires_at``, ``size_vram``,
+``context_length`` = the loaded C).  A request without a prompt (``/api/generate`` without
+``prompt``, ``/api/chat`` without ``messages``) consumes no script item: it loads the model
+(``done_reason: "load"``) or, with ``keep_alive: 0``, unloads it (``done_reason: "unload"``);
+a chat with ``keep_alive: 0`` unloads its model after answering.  OpenAI routes never load.
+
+Prompt-prefix cache (opt-in: ``server.prefix_cache = True``)::
+
+    prompt_tokens_total     = as above (Reply.prompt_tokens / fixed_prompt_tokens / computed),
+                              capped at max_prompt_tokens FIRST (truncation before caching)
+    cached                  = shared_prefix_chars(previous, messages) // 4, at most total - 1
+    prompt_tokens_evaluated = total - cached  (at least 1)
+
+``previous`` is what the same model instance saw last: the previous request's messages plus
+the reply it generated as an ``assistant`` message, so the next turn of a conversation reuses
+the reply too.  The comparison is a character-level longest common prefix of the prompt seen as
+``(role, text)`` pairs, counted in message-text characters (the units of ``chars // 4 + 1``).
+The cache is per (API, model); an Ollama load, reload, eviction or unload empties it.  The
+cached count is measured on the untruncated text, so with ``max_prompt_tokens`` a long shared
+prefix can make nearly everything "cached"; still at least one token is evaluated.  With the
+cache off (the default) cached is 0 and evaluated == total, which keeps every existing
+expectation (``usage_for``, ``total_usage``, truncation warnings) unchanged.  What is reported:
+
+* Ollama: ``prompt_eval_count`` = evaluated only (what older Ollama does, and what makes a
+  client that compares it with the text it sent think the prompt was truncated).  With
+  ``server.report_cached_count = True`` it acts like a newer Ollama: ``prompt_eval_cached_count``
+  = cached and ``prompt_eval_count`` = total (the cached tokens are part of it, so evaluated =
+  ``prompt_eval_count - prompt_eval_cached_count``).  ``prompt_eval_duration`` always covers the
+  evaluated tokens only.
+* OpenAI, ``server.openai_style = "vllm"`` (default): ``usage.prompt_tokens`` = total and
+  ``usage.prompt_tokens_details.cached_tokens`` = cached.
+* OpenAI, ``"llamacpp"``: ``usage.prompt_tokens`` = evaluated (``server.llamacpp_prompt_tokens
+  = "total"`` reports the total, which is what current llama-server does), the same
+  ``prompt_tokens_details``, and a top-level ``timings`` object like llama-server's
+  (``cache_n``, ``prompt_n``, ``prompt_ms``, ``prompt_per_token_ms``, ``prompt_per_second``,
+  ``predicted_n``, ``predicted_ms``, ``predicted_per_token_ms``, ``predicted_per_second``); when
+  streaming it rides on the finish chunk and on the usage chunk (``stream_options.include_usage``).
+
+Each :class:`RecordedRequest` records ``prompt_tokens_total``, ``prompt_tokens_cached``,
+``prompt_tokens_evaluated`` and ``loaded``; its ``usage.prompt_tokens`` is what was reported.
+
+Speed figures: ``prompt_eval_duration`` / ``timings.prompt_ms`` = evaluated tokens at
+``server.prompt_tokens_per_second`` (500), ``eval_duration`` / ``timings.predicted_ms`` =
+completion tokens at ``server.tokens_per_second`` (50); ``total_duration`` = load + prompt +
+generation + 0.1 ms.  Nothing sleeps unless ``server.pace_generation = True``, which waits the
+reported load + prompt time before the first byte and spreads the generation time over the
+streamed chunks (or waits it all before a non-streamed body).
+
+Output caps: Ollama ``options.num_predict``, OpenAI ``max_completion_tokens`` (or
+``max_tokens``) cut the reply (after stop sequences) at ``cap * 4`` characters, report
+``completion_tokens <= cap`` and ``done_reason`` / ``finish_reason`` ``"length"`` when the text
+(or a larger ``Reply.completion_tokens``) did not fit; recorded as ``output_cap``.
+``server.ignore_output_caps = True`` plays a server that does not honour them (still recorded).
+``Reply.endless("la ")`` is a model that never stops: capped it yields the repeated text up to
+the cap with ``"length"``; uncapped see :meth:`Reply.endless` and
+:meth:`ModelServer.open_generations`.
 """
 
 from __future__ import annotations
@@ -43,18 +114,20 @@ import contextlib
 import hashlib
 import json
 import re
+import select
 import socket
 import threading
 import time
 import traceback
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 __all__ = [
+    "CHARS_PER_TOKEN",
     "DEFAULT_INSTALLED",
     "EXHAUSTED_ANSWER",
     "EXHAUSTED_REPLY",
@@ -67,9 +140,12 @@ __all__ = [
     "Responder",
     "Usage",
     "closed_port_url",
+    "common_prefix_length",
+    "shared_prefix_chars",
 ]
 
 Api = Literal["ollama", "openai"]
+OpenAIStyle = Literal["vllm", "llamacpp"]
 FaultKind = Literal["hang", "status", "garbage", "truncated", "disconnect"]
 
 #: The text the agent returns when the script ran out (see :data:`EXHAUSTED_REPLY`).
@@ -93,6 +169,10 @@ DEFAULT_INSTALLED: tuple[str, ...] = (
 )
 
 _STOP_POLL_SECONDS = 0.05
+#: How often a held (endless, uncapped) generation checks for a gone client or a stop.
+_HOLD_POLL_SECONDS = 0.05
+#: Characters per token, for prompt/completion counts, output caps and the prefix cache.
+CHARS_PER_TOKEN = 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,8 +186,10 @@ class Reply:
 
     ``chunks`` sets how a streamed reply is split (default: word by word); ``chunk_delay``
     sleeps between streamed chunks.  ``prompt_tokens`` / ``completion_tokens`` override the
-    computed usage (``max_prompt_tokens`` still caps the prompt count).  ``thinking`` is sent as
-    Ollama ``message.thinking`` / OpenAI ``reasoning_content``.
+    computed usage (``max_prompt_tokens`` still caps the prompt count; ``prompt_tokens`` is the
+    *total* prompt, the prefix cache may still report part of it as cached).  ``thinking`` is
+    sent as Ollama ``message.thinking`` / OpenAI ``reasoning_content``.  ``forever`` marks a
+    model that never stops; build one with :meth:`Reply.endless`.
     """
 
     content: str
@@ -118,6 +200,25 @@ class Reply:
     chunks: Sequence[str] | None = None
     chunk_delay: float = 0.0
     apply_stop: bool = True
+    forever: bool = False
+
+    @staticmethod
+    def endless(text: str = "la ", chunk_delay: float = 0.02) -> Reply:
+        """A model that never stops generating ``text`` over and over.
+
+        With an output cap (Ollama ``options.num_predict``, OpenAI ``max_tokens`` /
+        ``max_completion_tokens``) the repeated text is cut at ``cap * 4`` characters and the
+        reply ends with reason ``"length"`` (no delay between chunks).  Without a cap a
+        non-streaming request is held open (checking every 50 ms for a stopping server or a
+        client that went away) and a streaming one sends ``text`` every ``chunk_delay`` seconds
+        until the client disconnects or the server stops; neither ever completes.  The request
+        records ``client_gone=True`` when the client left, and
+        :meth:`ModelServer.open_generations` counts the ones still running.  Stop sequences are
+        not applied to endless text.
+        """
+        if not text:
+            raise ValueError("Reply.endless needs a non-empty text")
+        return Reply(content=text, chunk_delay=chunk_delay, apply_stop=False, forever=True)
 
 
 @dataclass(frozen=True)
@@ -200,7 +301,15 @@ class RecordedRequest:
     ``model``, ``messages``, ``options`` and ``stream`` are extracted from ``body`` (for Ollama
     ``stream`` defaults to true when absent, as in Ollama; for OpenAI to false).  The fields
     after ``received_at`` are filled in before the response is written, so they are final by
-    the time the client sees an answer.
+    the time the client sees an answer (``client_gone`` is set when the client leaves).
+
+    ``output_cap`` is the completion-token cap the client asked for (Ollama
+    ``options.num_predict``, OpenAI ``max_completion_tokens`` or ``max_tokens``; only positive
+    integers count, ``None`` when absent).  ``loaded`` says whether this request made the server
+    load (or reload) its model.  ``prompt_tokens_total`` / ``prompt_tokens_cached`` /
+    ``prompt_tokens_evaluated`` are the prompt counts behind ``usage`` (see the module
+    docstring); ``finish_reason`` is the reason sent (``"stop"``, ``"length"``, ``"load"``,
+    ``"unload"``...).
     """
 
     method: str
@@ -219,6 +328,13 @@ class RecordedRequest:
     fault: FaultKind | None = None
     exhausted: bool = False
     error: str | None = None
+    output_cap: int | None = None
+    loaded: bool = False
+    prompt_tokens_total: int | None = None
+    prompt_tokens_cached: int | None = None
+    prompt_tokens_evaluated: int | None = None
+    finish_reason: str | None = None
+    client_gone: bool = False
 
     @property
     def is_chat(self) -> bool:
@@ -372,6 +488,58 @@ def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
     return text[:cut]
 
 
+def shared_prefix_chars(
+    previous: Sequence[dict[str, Any]], messages: Sequence[dict[str, Any]]
+) -> int:
+    """Characters of message text ``messages`` shares with ``previous`` from the start.
+
+    The prompt is compared as its sequence of ``(role, text)`` pairs: whole equal messages
+    count in full, the first differing one counts its common text prefix if the roles match.
+    Counting message text only (not role labels) keeps the result in the units of
+    ``prompt_tokens = chars // 4 + 1``.
+    """
+    shared = 0
+    for old, new in zip(previous, messages, strict=False):
+        if old.get("role") != new.get("role"):
+            break
+        old_text, new_text = _message_text(old), _message_text(new)
+        if old_text != new_text:
+            shared += common_prefix_length(old_text, new_text)
+            break
+        shared += len(new_text)
+    return shared
+
+
+def common_prefix_length(a: str, b: str) -> int:
+    """Length in characters of the longest common prefix of ``a`` and ``b``."""
+    limit = min(len(a), len(b))
+    index = 0
+    step = 4096
+    while index < limit:  # compare in blocks, then narrow down inside the first differing one
+        end = min(index + step, limit)
+        if a[index:end] == b[index:end]:
+            index = end
+            continue
+        while a[index] == b[index]:
+            index += 1
+        return index
+    return index
+
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _is_zero_keep_alive(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return value == 0
+    return isinstance(value, str) and value.strip() in {"0", "0s", "0m", "0h"}
+
+
 class _Disconnect(Exception):
     """Raised inside a handler to drop the connection without answering."""
 
@@ -414,12 +582,48 @@ class ModelServer:
         #: Context length /api/show reports for models accepted via ``accept_any_model``.
         self.default_context_length = 32768
 
+        # -- the Ollama scheduler (loads, /api/ps) --
+        #: Context an Ollama chat loads a model with when ``options.num_ctx`` is absent.
+        self.default_num_ctx = 4096
+        #: How many models may be loaded at once; loading one more evicts the least recently
+        #: used.  ``None``: unlimited.
+        self.max_loaded_models: int | None = None
+        #: ``load_duration`` (ns) reported by a request that loaded its model ...
+        self.load_duration_ns = 1_500_000_000
+        #: ... and by one that found it loaded.
+        self.warm_load_duration_ns = 200_000
+
+        # -- prompt-prefix cache and reported counts --
+        #: Reuse the longest common prompt prefix per loaded model instance (opt-in: with it
+        #: Ollama's ``prompt_eval_count`` drops to the evaluated tokens).
+        self.prefix_cache = False
+        #: Ollama: act like a newer Ollama that reports ``prompt_eval_cached_count`` and then
+        #: counts the cached tokens in ``prompt_eval_count`` too (older: evaluated only).
+        self.report_cached_count = False
+        #: OpenAI-compatible usage style: ``"vllm"`` or ``"llamacpp"``; see the module docstring.
+        self.openai_style: OpenAIStyle = "vllm"
+        #: ``"llamacpp"`` style ``usage.prompt_tokens``: ``"evaluated"`` or ``"total"``.
+        self.llamacpp_prompt_tokens: Literal["evaluated", "total"] = "evaluated"
+
+        # -- speed figures --
+        #: Prompt evaluation speed behind ``prompt_eval_duration`` / ``timings.prompt_ms``.
+        self.prompt_tokens_per_second = 500.0
+        #: Generation speed behind ``eval_duration`` / ``timings.predicted_ms``.
+        self.tokens_per_second = 50.0
+        #: Really take the reported time (load + prompt + generation) before/while answering.
+        self.pace_generation = False
+        self.ignore_output_caps = False  # a server that generates past num_predict/max_tokens
+
         self._host = host
         self._port = port
         self._lock = threading.Lock()
         self._queues: dict[str | None, deque[ReplyItem]] = {}
         self._requests: list[RecordedRequest] = []
         self._stop_event = threading.Event()
+        self._loaded: OrderedDict[str, int] = OrderedDict()  # canonical -> num_ctx, LRU first
+        self._load_events: list[tuple[str, int]] = []
+        self._prompt_cache: dict[tuple[Api, str], list[dict[str, Any]]] = {}
+        self._open_generations = 0
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -553,6 +757,94 @@ class ModelServer:
         for request in self.chat_requests(model):
             if request.usage is not None:
                 total = total + request.usage
+        return total
+
+    # ---- loaded models (Ollama scheduler) ----------------------------------------------
+
+    @property
+    def load_events(self) -> list[tuple[str, int]]:
+        """Every model load (including reloads) as ``(canonical_name, num_ctx)``, oldest first."""
+        with self._lock:
+            return list(self._load_events)
+
+    def loads(self, model: str | None = None) -> int:
+        """How many loads happened (optionally of ``model`` only)."""
+        wanted = None if model is None else canonical_model_name(model)
+        return sum(1 for name, _ in self.load_events if wanted is None or name == wanted)
+
+    def loaded_models(self) -> dict[str, int]:
+        """Loaded models as ``{canonical_name: num_ctx}``, least recently used first."""
+        with self._lock:
+            return dict(self._loaded)
+
+    def preload(self, model: str, num_ctx: int | None = None) -> None:
+        """Mark ``model`` loaded with ``num_ctx`` (default ``default_num_ctx``), recording no
+        load event: a warm server.  ``max_loaded_models`` still evicts."""
+        with self._lock:
+            self._load_locked(canonical_model_name(model), num_ctx or self.default_num_ctx)
+
+    def unload(self, model: str) -> bool:
+        """Drop ``model`` from memory (and its prefix cache); False if it was not loaded."""
+        canonical = canonical_model_name(model)
+        with self._lock:
+            self._prompt_cache.pop(("ollama", canonical), None)
+            return self._loaded.pop(canonical, None) is not None
+
+    def open_generations(self) -> int:
+        """Endless (uncapped) generations still running, i.e. not abandoned by their client."""
+        with self._lock:
+            return self._open_generations
+
+    def _load_locked(self, canonical: str, num_ctx: int) -> None:
+        self._loaded.pop(canonical, None)
+        self._prompt_cache.pop(("ollama", canonical), None)
+        self._loaded[canonical] = num_ctx
+        limit = self.max_loaded_models
+        while limit is not None and len(self._loaded) > max(limit, 1):
+            evicted, _ = self._loaded.popitem(last=False)
+            self._prompt_cache.pop(("ollama", evicted), None)
+
+    def _ensure_loaded(self, request: RecordedRequest) -> bool:
+        """Load ``request.model`` with the request's context unless already so; True if loaded."""
+        canonical = canonical_model_name(request.model or "")
+        num_ctx = _positive_int(request.options.get("num_ctx")) or self.default_num_ctx
+        with self._lock:
+            if self._loaded.get(canonical) == num_ctx:
+                self._loaded.move_to_end(canonical)
+                return False
+            self._load_locked(canonical, num_ctx)
+            self._load_events.append((canonical, num_ctx))
+            return True
+
+    # ---- prompt-prefix cache -----------------------------------------------------------
+
+    def _prompt_counts(
+        self, request: RecordedRequest, total: int, reply_text: str | None
+    ) -> tuple[int, int]:
+        """``(cached, evaluated)`` for a prompt of ``total`` tokens; updates the cache."""
+        if not self.prefix_cache or not request.model:
+            return 0, total
+        canonical = canonical_model_name(request.model)
+        key = (request.api, canonical)
+        seen = list(request.messages)
+        if reply_text is not None:
+            seen.append({"role": "assistant", "content": reply_text})
+        with self._lock:
+            previous = self._prompt_cache.get(key, [])
+            if request.api == "openai" or canonical in self._loaded:
+                self._prompt_cache[key] = seen  # else: unloaded meanwhile, nothing is cached
+        if total <= 0:
+            return 0, total
+        evaluated = max(
+            1, total - shared_prefix_chars(previous, request.messages) // CHARS_PER_TOKEN
+        )
+        return total - evaluated, evaluated
+
+    def _reported_prompt_tokens(self, api: Api, total: int, evaluated: int) -> int:
+        if api == "ollama":
+            return total if self.report_cached_count else evaluated
+        if self.openai_style == "llamacpp" and self.llamacpp_prompt_tokens == "evaluated":
+            return evaluated
         return total
 
     # ---- token accounting --------------------------------------------------------------
@@ -729,6 +1021,12 @@ class _Handler(BaseHTTPRequestHandler):
                 messages.append({"role": "user", "content": body["prompt"]})
         options = body.get("options")
         stream_default = api == "ollama" and path in _CHAT_PATHS
+        if api == "openai":
+            cap = _positive_int(body.get("max_completion_tokens")) or _positive_int(
+                body.get("max_tokens")
+            )
+        else:
+            cap = _positive_int(options.get("num_predict")) if isinstance(options, dict) else None
         return RecordedRequest(
             method=method,
             path=path,
@@ -740,6 +1038,7 @@ class _Handler(BaseHTTPRequestHandler):
             stream=bool(body.get("stream", stream_default)),
             received_at=time.time(),
             headers={k.lower(): v for k, v in self.headers.items()},
+            output_cap=cap,
         )
 
     def _error_body(self, api: Api, message: str, kind: str = "api_error") -> dict[str, Any]:
@@ -840,7 +1139,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _ps(self, record: RecordedRequest) -> None:
         record.status = 200
-        self._send(200, {"models": []})
+        expires_at = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
+        models = []
+        for canonical, num_ctx in reversed(self.fake.loaded_models().items()):  # MRU first
+            model = self.fake.find_model(canonical) or FakeModel(
+                name=canonical, context_length=self.fake.default_context_length
+            )
+            models.append(
+                {
+                    "name": canonical,
+                    "model": canonical,
+                    "size": model.resolved_size,
+                    "digest": model.digest,
+                    "details": model.details(),
+                    "expires_at": expires_at,
+                    "size_vram": model.resolved_size,
+                    "context_length": num_ctx,
+                }
+            )
+        self._send(200, {"models": models})
 
     def _openai_models(self, record: RecordedRequest) -> None:
         record.status = 200
@@ -892,7 +1209,43 @@ class _Handler(BaseHTTPRequestHandler):
             message = f'model "{name}" not found, try pulling it first'
             self._send(404, self._error_body(record.api, message, "not_found_error"))
             return
-        self._answer_item(record, self.fake._next_item(record))
+        if record.api == "openai":
+            self._answer_item(record, self.fake._next_item(record))
+            return
+        if not self._has_prompt(record):
+            self._load_or_unload(record)
+            return
+        record.loaded = self.fake._ensure_loaded(record)
+        try:
+            self._answer_item(record, self.fake._next_item(record))
+        finally:
+            if _is_zero_keep_alive(record.body.get("keep_alive")):
+                self.fake.unload(record.model)
+
+    @staticmethod
+    def _has_prompt(record: RecordedRequest) -> bool:
+        if record.path == "/api/generate":
+            return bool(record.body.get("prompt")) or bool(record.body.get("images"))
+        return bool(record.body.get("messages"))
+
+    def _load_or_unload(self, record: RecordedRequest) -> None:
+        """Ollama's empty request: load the model, or unload it with ``keep_alive: 0``."""
+        model = record.model or ""
+        if _is_zero_keep_alive(record.body.get("keep_alive")):
+            self.fake.unload(model)
+            reason = "unload"
+        else:
+            record.loaded = self.fake._ensure_loaded(record)
+            reason = "load"
+        record.status = 200
+        record.finish_reason = reason
+        body: dict[str, Any] = {"model": model, "created_at": _now_iso()}
+        if record.path == "/api/generate":
+            body["response"] = ""
+        else:
+            body["message"] = {"role": "assistant", "content": ""}
+        body.update({"done": True, "done_reason": reason})
+        self._send(200, body)
 
     def _answer_item(self, record: RecordedRequest, item: ReplyItem | None) -> None:
         while isinstance(item, Fault) and item.kind == "hang":
@@ -952,46 +1305,135 @@ class _Handler(BaseHTTPRequestHandler):
         raise _Disconnect
 
     def _answer_reply(self, record: RecordedRequest, reply: Reply) -> None:
-        text = reply.content
-        if self.fake.apply_stop_sequences and reply.apply_stop:
-            stops = record.options.get("stop") if record.api == "ollama" else None
-            if record.api == "openai":
-                stops = record.body.get("stop")
-            if isinstance(stops, str):
-                stops = [stops]
-            if isinstance(stops, list):
-                text = _cut_at_stop(text, [s for s in stops if isinstance(s, str)])
-        if text != reply.content:
-            reply = Reply(
-                content=text,
-                thinking=reply.thinking,
-                prompt_tokens=reply.prompt_tokens,
-                completion_tokens=reply.completion_tokens,
-                finish_reason=reply.finish_reason,
+        fake = self.fake
+        cap = None if fake.ignore_output_caps else record.output_cap
+        if reply.forever:
+            if cap is None:
+                self._answer_endless(record, reply)
+                return
+            limit = cap * CHARS_PER_TOKEN
+            repeated = reply.content * (limit // len(reply.content) + 1)
+            reply = replace(
+                reply,
+                content=repeated[:limit],
+                finish_reason="length",
                 chunks=None,
-                chunk_delay=reply.chunk_delay,
+                chunk_delay=0.0,
                 apply_stop=False,
+                forever=False,
             )
-        prompt = (
-            reply.prompt_tokens
-            if reply.prompt_tokens is not None
-            else self.fake.prompt_tokens_for(record.messages)
-        )
-        if self.fake.max_prompt_tokens is not None:
-            prompt = min(prompt, self.fake.max_prompt_tokens)
+        text = reply.content
+        if fake.apply_stop_sequences and reply.apply_stop:
+            text = _cut_at_stop(text, self._stop_sequences(record))
+        finish = reply.finish_reason
         completion = (
             reply.completion_tokens
             if reply.completion_tokens is not None
-            else self.fake.completion_tokens_for(text)
+            else fake.completion_tokens_for(text)
         )
-        usage = Usage(prompt, completion)
+        if cap is not None:
+            limit = cap * CHARS_PER_TOKEN
+            overlong = reply.completion_tokens is not None and reply.completion_tokens > cap
+            if len(text) > limit or overlong:
+                text = text[:limit]
+                finish = "length"
+            completion = min(completion, cap)
+        if text != reply.content or finish != reply.finish_reason:
+            reply = replace(
+                reply,
+                content=text,
+                finish_reason=finish,
+                chunks=reply.chunks if text == reply.content else None,
+                apply_stop=False,
+            )
+        usage = self._account_prompt(record, reply, text, completion)
         record.reply = text
         record.usage = usage
+        record.finish_reason = finish
         record.status = 200
         if record.stream:
             self._stream(record, reply, usage=usage, truncate=False)
         else:
+            self._pace(sum(self._durations(record, usage)) / 1e9)
             self._send(200, self._full_body(record, reply, usage))
+
+    @staticmethod
+    def _stop_sequences(record: RecordedRequest) -> list[str]:
+        stops = record.body.get("stop") if record.api == "openai" else record.options.get("stop")
+        if isinstance(stops, str):
+            stops = [stops]
+        return [s for s in stops if isinstance(s, str)] if isinstance(stops, list) else []
+
+    def _account_prompt(
+        self, record: RecordedRequest, reply: Reply, reply_text: str | None, completion: int
+    ) -> Usage:
+        """Fill the prompt counts of ``record`` (truncation first, then the prefix cache)."""
+        fake = self.fake
+        total = (
+            reply.prompt_tokens
+            if reply.prompt_tokens is not None
+            else fake.prompt_tokens_for(record.messages)
+        )
+        if fake.max_prompt_tokens is not None:
+            total = min(total, fake.max_prompt_tokens)
+        cached, evaluated = fake._prompt_counts(record, total, reply_text)
+        record.prompt_tokens_total = total
+        record.prompt_tokens_cached = cached
+        record.prompt_tokens_evaluated = evaluated
+        return Usage(fake._reported_prompt_tokens(record.api, total, evaluated), completion)
+
+    # ---- speed figures -----------------------------------------------------------------
+
+    def _durations(self, record: RecordedRequest, usage: Usage) -> tuple[int, int, int]:
+        """``(load, prompt evaluation, generation)`` in ns, from the server's speed settings."""
+        fake = self.fake
+        if record.api == "openai":
+            load = 0
+        else:
+            load = fake.load_duration_ns if record.loaded else fake.warm_load_duration_ns
+        evaluated = record.prompt_tokens_evaluated
+        if evaluated is None:
+            evaluated = usage.prompt_tokens
+        return (
+            load,
+            _nanoseconds(evaluated, fake.prompt_tokens_per_second),
+            _nanoseconds(usage.completion_tokens, fake.tokens_per_second),
+        )
+
+    def _pace(self, seconds: float) -> None:
+        if self.fake.pace_generation and seconds > 0 and not self.fake._wait(seconds):
+            raise _Disconnect
+
+    # ---- bodies ------------------------------------------------------------------------
+
+    def _openai_usage(self, record: RecordedRequest, usage: Usage) -> dict[str, Any]:
+        return {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": record.prompt_tokens_cached or 0},
+        }
+
+    def _timings(self, record: RecordedRequest, usage: Usage) -> dict[str, Any]:
+        """llama.cpp server's ``timings`` object (``result_timings::to_json``)."""
+        _, prompt_ns, eval_ns = self._durations(record, usage)
+        prompt_n = record.prompt_tokens_evaluated
+        if prompt_n is None:
+            prompt_n = usage.prompt_tokens
+        predicted_n = usage.completion_tokens
+        prompt_ms = prompt_ns / 1e6
+        predicted_ms = eval_ns / 1e6
+        return {
+            "cache_n": record.prompt_tokens_cached or 0,
+            "prompt_n": prompt_n,
+            "prompt_ms": prompt_ms,
+            "prompt_per_token_ms": prompt_ms / prompt_n if prompt_n else 0.0,
+            "prompt_per_second": 1e3 * prompt_n / prompt_ms if prompt_ms else 0.0,
+            "predicted_n": predicted_n,
+            "predicted_ms": predicted_ms,
+            "predicted_per_token_ms": predicted_ms / predicted_n if predicted_n else 0.0,
+            "predicted_per_second": 1e3 * predicted_n / predicted_ms if predicted_ms else 0.0,
+        }
 
     def _full_body(self, record: RecordedRequest, reply: Reply, usage: Usage) -> dict[str, Any]:
         model = record.model or ""
@@ -999,20 +1441,19 @@ class _Handler(BaseHTTPRequestHandler):
             message: dict[str, Any] = {"role": "assistant", "content": reply.content}
             if reply.thinking is not None:
                 message["reasoning_content"] = reply.thinking
-            return {
+            body = {
                 "id": f"chatcmpl-fake{id(record):x}",
                 "object": "chat.completion",
                 "created": int(record.received_at),
                 "model": model,
                 "system_fingerprint": "fp_fake",
                 "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
-                "usage": {
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
+                "usage": self._openai_usage(record, usage),
             }
-        body: dict[str, Any] = {"model": model, "created_at": _now_iso()}
+            if self.fake.openai_style == "llamacpp":
+                body["timings"] = self._timings(record, usage)
+            return body
+        body = {"model": model, "created_at": _now_iso()}
         if record.path == "/api/generate":
             body["response"] = reply.content
             if reply.thinking is not None:
@@ -1022,34 +1463,88 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.thinking is not None:
                 message["thinking"] = reply.thinking
             body["message"] = message
-        body.update(self._ollama_done_fields(reply, usage))
+        body.update(self._ollama_done_fields(record, reply, usage))
         return body
 
-    @staticmethod
-    def _ollama_done_fields(reply: Reply, usage: Usage) -> dict[str, Any]:
-        return {
+    def _ollama_done_fields(
+        self, record: RecordedRequest, reply: Reply, usage: Usage
+    ) -> dict[str, Any]:
+        load, prompt_ns, eval_ns = self._durations(record, usage)
+        fields: dict[str, Any] = {
             "done": True,
             "done_reason": reply.finish_reason,
-            "total_duration": 1_000_000 + 1000 * usage.total_tokens,
-            "load_duration": 100_000,
+            "total_duration": load + prompt_ns + eval_ns + 100_000,
+            "load_duration": load,
             "prompt_eval_count": usage.prompt_tokens,
-            "prompt_eval_duration": 1000 * usage.prompt_tokens,
+            "prompt_eval_duration": prompt_ns,
             "eval_count": usage.completion_tokens,
-            "eval_duration": 1000 * usage.completion_tokens,
+            "eval_duration": eval_ns,
         }
+        if self.fake.report_cached_count:
+            fields["prompt_eval_cached_count"] = record.prompt_tokens_cached or 0
+        return fields
+
+    # ---- streaming ---------------------------------------------------------------------
+
+    def _ollama_line(
+        self, record: RecordedRequest, content: str, thinking: str | None = None
+    ) -> bytes:
+        chunk: dict[str, Any] = {"model": record.model or "", "created_at": _now_iso()}
+        if record.path == "/api/generate":
+            chunk["response"] = content
+            if thinking is not None:
+                chunk["thinking"] = thinking
+        else:
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if thinking is not None:
+                message["thinking"] = thinking
+            chunk["message"] = message
+        chunk["done"] = False
+        return (json.dumps(chunk) + "\n").encode()
+
+    def _openai_event(
+        self, record: RecordedRequest, choices: list[dict[str, Any]], **extra: Any
+    ) -> bytes:
+        chunk = {
+            "id": f"chatcmpl-fake{id(record):x}",
+            "object": "chat.completion.chunk",
+            "created": int(record.received_at),
+            "model": record.model or "",
+            "system_fingerprint": "fp_fake",
+            "choices": choices,
+            **extra,
+        }
+        return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    def _openai_delta(
+        self,
+        record: RecordedRequest,
+        content: dict[str, Any],
+        finish: str | None = None,
+        **extra: Any,
+    ) -> bytes:
+        return self._openai_event(
+            record, [{"index": 0, "delta": content, "finish_reason": finish}], **extra
+        )
 
     def _stream(
         self, record: RecordedRequest, reply: Reply, usage: Usage | None, truncate: bool
     ) -> None:
         pieces = list(reply.chunks) if reply.chunks is not None else _split_words(reply.content)
+        head = per_piece = 0.0
+        if usage is not None:
+            load, prompt_ns, eval_ns = self._durations(record, usage)
+            head = (load + prompt_ns) / 1e9
+            per_piece = eval_ns / 1e9 / max(len(pieces), 1)
         if record.api == "openai":
-            self._stream_openai(record, reply, pieces, usage, truncate)
+            self._stream_openai(record, reply, pieces, usage, truncate, head, per_piece)
         else:
-            self._stream_ollama(record, reply, pieces, usage, truncate)
+            self._stream_ollama(record, reply, pieces, usage, truncate, head, per_piece)
 
-    def _pause(self, reply: Reply) -> None:
+    def _pause(self, reply: Reply, pace: float = 0.0) -> None:
         if reply.chunk_delay > 0 and not self.fake._wait(reply.chunk_delay):
             raise _Disconnect
+        self._pace(pace)
 
     def _stream_ollama(
         self,
@@ -1058,42 +1553,25 @@ class _Handler(BaseHTTPRequestHandler):
         pieces: list[str],
         usage: Usage | None,
         truncate: bool,
+        head: float,
+        per_piece: float,
     ) -> None:
-        model = record.model or ""
-        generate = record.path == "/api/generate"
-
-        def line(content: str, thinking: str | None = None) -> bytes:
-            chunk: dict[str, Any] = {"model": model, "created_at": _now_iso()}
-            if generate:
-                chunk["response"] = content
-                if thinking is not None:
-                    chunk["thinking"] = thinking
-            else:
-                message: dict[str, Any] = {"role": "assistant", "content": content}
-                if thinking is not None:
-                    message["thinking"] = thinking
-                chunk["message"] = message
-            chunk["done"] = False
-            return chunk_bytes(chunk)
-
-        def chunk_bytes(chunk: dict[str, Any]) -> bytes:
-            return (json.dumps(chunk) + "\n").encode()
-
         self._start_chunked("application/x-ndjson")
+        self._pace(head)
         if reply.thinking:
-            self._chunk(line("", reply.thinking))
+            self._chunk(self._ollama_line(record, "", reply.thinking))
         for piece in pieces:
-            self._pause(reply)
-            self._chunk(line(piece))
+            self._pause(reply, per_piece)
+            self._chunk(self._ollama_line(record, piece))
         if truncate or usage is None:
             return
-        final: dict[str, Any] = {"model": model, "created_at": _now_iso()}
-        if generate:
+        final: dict[str, Any] = {"model": record.model or "", "created_at": _now_iso()}
+        if record.path == "/api/generate":
             final["response"] = ""
         else:
             final["message"] = {"role": "assistant", "content": ""}
-        final.update(self._ollama_done_fields(reply, usage))
-        self._chunk(chunk_bytes(final))
+        final.update(self._ollama_done_fields(record, reply, usage))
+        self._chunk((json.dumps(final) + "\n").encode())
         self._end_chunked()
 
     def _stream_openai(
@@ -1103,39 +1581,88 @@ class _Handler(BaseHTTPRequestHandler):
         pieces: list[str],
         usage: Usage | None,
         truncate: bool,
+        head: float,
+        per_piece: float,
     ) -> None:
-        model = record.model or ""
-        base = {
-            "id": f"chatcmpl-fake{id(record):x}",
-            "object": "chat.completion.chunk",
-            "created": int(record.received_at),
-            "model": model,
-            "system_fingerprint": "fp_fake",
-        }
-
-        def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-            return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
-
-        def delta(content: dict[str, Any], finish: str | None = None) -> bytes:
-            return event([{"index": 0, "delta": content, "finish_reason": finish}])
-
         self._start_chunked("text/event-stream")
-        self._chunk(delta({"role": "assistant", "content": ""}))
+        self._pace(head)
+        self._chunk(self._openai_delta(record, {"role": "assistant", "content": ""}))
         if reply.thinking:
-            self._chunk(delta({"reasoning_content": reply.thinking}))
+            self._chunk(self._openai_delta(record, {"reasoning_content": reply.thinking}))
         for piece in pieces:
-            self._pause(reply)
-            self._chunk(delta({"content": piece}))
+            self._pause(reply, per_piece)
+            self._chunk(self._openai_delta(record, {"content": piece}))
         if truncate or usage is None:
             return
-        self._chunk(delta({}, reply.finish_reason))
+        extra: dict[str, Any] = {}
+        if self.fake.openai_style == "llamacpp":
+            extra["timings"] = self._timings(record, usage)
+        self._chunk(self._openai_delta(record, {}, reply.finish_reason, **extra))
         stream_options = record.body.get("stream_options")
         if isinstance(stream_options, dict) and stream_options.get("include_usage"):
-            usage_body = {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-            }
-            self._chunk(event([], usage=usage_body))
+            self._chunk(
+                self._openai_event(record, [], usage=self._openai_usage(record, usage), **extra)
+            )
         self._chunk(b"data: [DONE]\n\n")
         self._end_chunked()
+
+    # ---- endless generations -----------------------------------------------------------
+
+    def _answer_endless(self, record: RecordedRequest, reply: Reply) -> None:
+        """An uncapped :meth:`Reply.endless`: never completes; ends when the client leaves."""
+        fake = self.fake
+        self._account_prompt(record, reply, None, 0)
+        with fake._lock:
+            fake._open_generations += 1
+        try:
+            if record.stream:
+                self._stream_endless(record, reply)
+            else:
+                self._hold(record)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            record.client_gone = True
+            raise _Disconnect from None
+        finally:
+            with fake._lock:
+                fake._open_generations -= 1
+
+    def _hold(self, record: RecordedRequest) -> None:
+        while True:
+            if self._client_gone():
+                record.client_gone = True
+                raise _Disconnect
+            if not self.fake._wait(_HOLD_POLL_SECONDS):
+                raise _Disconnect
+
+    def _stream_endless(self, record: RecordedRequest, reply: Reply) -> None:
+        record.status = 200
+        if record.api == "openai":
+            self._start_chunked("text/event-stream")
+            self._chunk(self._openai_delta(record, {"role": "assistant", "content": ""}))
+            piece = self._openai_delta(record, {"content": reply.content})
+        else:
+            self._start_chunked("application/x-ndjson")
+            piece = self._ollama_line(record, reply.content)
+        delay = max(reply.chunk_delay, 0.001)
+        while True:
+            if self._client_gone():
+                record.client_gone = True
+                raise _Disconnect
+            self._chunk(piece)
+            self.wfile.flush()
+            if not self.fake._wait(delay):
+                raise _Disconnect
+
+    def _client_gone(self) -> bool:
+        """True once the client closed (or reset) its end of the connection."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+
+def _nanoseconds(count: int, per_second: float) -> int:
+    return round(count * 1e9 / per_second) if per_second > 0 else 0
