@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.serving import serving_table
 from tests.fakes.model_server import ModelServer
 
 LOCAL_BRAIN = str(Path(sys.executable).with_name("local-brain"))
@@ -243,7 +244,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--tree", type=Path, default=Path(sysconfig.get_path("purelib")))
     parser.add_argument("--pattern", default="def ")
+    parser.add_argument("--serving-only", action="store_true", help="only the loads table")
     options = parser.parse_args()
+    if options.serving_only:
+        print(serving_table())
+        return
 
     rows = startup_rows(options.runs)
     rows += search_rows(options.runs, options.tree, options.pattern)
@@ -256,6 +261,11 @@ def main() -> None:
     for note in notes:
         print(f"- {note}")
     print(f"- {os.cpu_count()} cores; Python {sys.version.split()[0]}; runs: {options.runs}")
+    print()
+    print("Model loads per run and prompt tokens re-evaluated (of all prompt tokens sent), on")
+    print("the scripted Ollama scheduler; before = the previous release's window rules:")
+    print()
+    print(serving_table())
 
 
 if __name__ == "__main__":

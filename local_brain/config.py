@@ -41,6 +41,7 @@ class Settings:
     tool_time: float
     num_ctx: int
     ollama_api_base: str
+    max_output_tokens: int = 1500
     api_base: str | None = None
     config_files: tuple[Path, ...] = field(default=())
     from_flags: frozenset[str] = field(default=frozenset())  # settings given as CLI flags
@@ -167,6 +168,10 @@ def _validate(data: dict[str, Any], path: Path) -> None:
     for key in ("max_steps", "num_ctx"):
         if key in ours and ours[key] is not None:
             _positive(ours[key], f"local_brain.{key}", fail, integer=True)
+    _output_cap(ours.get("max_output_tokens"), "local_brain.max_output_tokens", fail)
+    for index, entry in enumerate(model_list or []):
+        cap = entry["litellm_params"].get("max_tokens")
+        _output_cap(cap, f"model_list[{index}] ({entry['model_name']}) max_tokens", fail)
     for key in ("step_timeout", "tool_time"):
         if key in ours and ours[key] is not None:
             _positive(ours[key], f"local_brain.{key}", fail, integer=False)
@@ -175,6 +180,13 @@ def _validate(data: dict[str, Any], path: Path) -> None:
         isinstance(agents, dict) and all(isinstance(v, dict) for v in agents.values())
     ):
         raise fail("local_brain.agents must map helper names to settings")
+
+
+def _output_cap(value: Any, name: str, fail: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 256 <= value <= 16_384:
+        raise fail(f"{name} must be a whole number from 256 to 16384, got {value!r}")
 
 
 def _positive(value: Any, name: str, fail: Any, *, integer: bool) -> None:
@@ -211,6 +223,7 @@ def _settings_from(
         step_timeout=float(pick("step_timeout")),
         tool_time=float(ours.get("tool_time") or 120),
         num_ctx=int(ours.get("num_ctx") or 8192),
+        max_output_tokens=int(ours.get("max_output_tokens") or 1500),
         ollama_api_base=(environ.get("OLLAMA_API_BASE") or DEFAULT_OLLAMA_API_BASE).rstrip("/"),
         api_base=flags.get("api_base") or None,
         config_files=loaded,

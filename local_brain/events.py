@@ -29,6 +29,10 @@ class ModelCallFinished:
     cost_usd: float
     duration_s: float
     error: str | None = None
+    tokens_per_s: float | None = None  # generation speed (the server's own figure if any)
+    prompt_tokens_evaluated: int | None = None  # None: the server did not say
+    prompt_tokens_reused: int | None = None  # from the server's prompt cache
+    load_s: float = 0.0  # time the server spent (re)loading the model for this request
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,16 @@ class ContainmentReduced:
 
 
 @dataclass(frozen=True)
+class ReplyCut:
+    """A reply stopped at the output cap (``max_tokens``): that step failed. Sent the first
+    time it happens to each model in a run."""
+
+    agent: str
+    model: str
+    cap: int
+
+
+@dataclass(frozen=True)
 class ContextTruncated:
     """The server read far fewer prompt tokens than it was sent: it cut the context."""
 
@@ -94,6 +108,7 @@ class ContextTruncated:
 Event = (
     ContainmentReduced
     | ContextTruncated
+    | ReplyCut
     | ModelCallStarted
     | ModelCallFinished
     | ToolCalled

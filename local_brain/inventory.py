@@ -153,6 +153,7 @@ def config_view(settings: Settings) -> dict[str, Any]:
             "max_steps": settings.max_steps,
             "step_timeout": settings.step_timeout,
             "num_ctx": settings.num_ctx,
+            "max_output_tokens": settings.max_output_tokens,
         },
         "ollama_api_base": settings.ollama_api_base,
         "config_files": [str(path) for path in settings.config_files],

@@ -9,11 +9,24 @@ those forms into the one smolagents runs, before it parses the reply.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 
 NO_CODE_MESSAGE = (
     "No code block found. Reply with 'Thought: ...' and one ```python block that calls the "
     'tools, or final_answer("...") when you know the answer.'
 )
+
+# Set by the routed model when a reply hit the output cap, read (and cleared) by the parse
+# step that follows in the same thread: the cut reply's code must not run.
+reply_cut: ContextVar[str | None] = ContextVar("reply_cut", default=None)
+
+
+def cut_reply_note(cap: int) -> str:
+    return (
+        f"Your reply was cut off at the {cap}-token limit, so none of it ran. Reply briefly: "
+        "one short Thought line, then one small ```python block."
+    )
+
 
 _THINK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL | re.IGNORECASE)
 _CODE_TAG = re.compile(r"<code>\s*(.*?)\s*(</code>|\Z)", re.DOTALL | re.IGNORECASE)

@@ -19,6 +19,7 @@ from local_brain.events import (
     FallbackNotice,
     ModelCallFinished,
     ModelCallStarted,
+    ReplyCut,
     StepFinished,
     ToolCalled,
 )
@@ -111,7 +112,7 @@ class StepPrinter:
         self.show_steps = show_steps or verbose
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, ContainmentReduced | ContextTruncated):
+        if isinstance(event, ContainmentReduced | ContextTruncated | ReplyCut):
             self.stream.write(f"local-brain: warning: {warning_text(event)}\n")
             self.stream.flush()
             return
@@ -145,7 +146,12 @@ class StepPrinter:
         self.stream.flush()
 
 
-def warning_text(event: ContainmentReduced | ContextTruncated) -> str:
+def warning_text(event: ContainmentReduced | ContextTruncated | ReplyCut) -> str:
+    if isinstance(event, ReplyCut):
+        return (
+            f"a reply of model {event.model} reached its {event.cap}-token output cap: that "
+            "step failed and the model was asked to be brief"
+        )
     if isinstance(event, ContextTruncated):
         return (
             f"model {event.model} read only {event.reported_tokens} prompt tokens of "
@@ -201,7 +207,7 @@ class LiveProgress:
         return self.renderable()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, ContainmentReduced | ContextTruncated):
+        if isinstance(event, ContainmentReduced | ContextTruncated | ReplyCut):
             self.console.print(f"warning: {warning_text(event)}", style="yellow", markup=False)
         elif isinstance(event, FallbackNotice):
             self.console.print(
@@ -220,6 +226,7 @@ class LiveProgress:
         elif isinstance(event, ModelCallFinished):
             state = self._agent(event.agent, event.model)
             state.tokens += event.prompt_tokens + event.completion_tokens
+            state.rate = event.tokens_per_s or state.rate
             state.status = "failed" if event.error else "running code"
         elif isinstance(event, ToolCalled) and self.current:
             arguments = ", ".join(f"{key}={value!r}" for key, value in event.arguments.items())
@@ -266,6 +273,8 @@ class LiveProgress:
                 f"{name} ({state.model}) · step {state.steps_done + 1} · {step_time:.1f}s · "
                 f"{state.tokens} tokens · {state.status}"
             )
+            if state.rate:
+                line += f" · {state.rate:.0f} tok/s"
             if state.task:
                 line += f" · task: {_shorten(state.task, 50)}"
             label = Spinner("dots", text=line) if state.status == "thinking" else Text(line)
@@ -284,5 +293,6 @@ class _AgentState:
     steps_done: int = 0
     step_started: float = 0.0
     tokens: int = 0
+    rate: float | None = None
     task: str = ""
     tools: list[str] = field(default_factory=list)

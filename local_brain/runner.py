@@ -74,6 +74,9 @@ def run(
             except LocalBrainError:
                 raise
             except Exception as error:  # smolagents wraps model failures in AgentGenerationError
+                ours = _our_error_in(error)
+                if ours is not None:
+                    raise ours from error
                 backend = backend_error_from(error, lead)
                 if backend is not None:
                     raise backend from error
@@ -104,6 +107,19 @@ def run(
         manager=lead if plan.team else None,
         worker=plan.worker,
     )
+
+
+def _our_error_in(error: BaseException) -> LocalBrainError | None:
+    """Our own error (the window too small, a model that never stops) raised inside the
+    model call, under smolagents' wrapping."""
+    seen: set[int] = set()
+    current: BaseException | None = error.__cause__ or error.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, LocalBrainError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _step_event(agent_name: str, model_name: str, step: Any) -> StepFinished:

@@ -22,7 +22,7 @@ from smolagents.monitoring import LogLevel, Timing, TokenUsage  # noqa: E402
 from smolagents.utils import AgentError, AgentMaxStepsError  # noqa: E402
 
 from local_brain.errors import one_line  # noqa: E402
-from local_brain.parsing import NO_CODE_MESSAGE  # noqa: E402
+from local_brain.parsing import NO_CODE_MESSAGE, reply_cut  # noqa: E402
 
 MAX_REPORT_CHARS = 3_000
 
@@ -90,9 +90,13 @@ def tool_class(name: str, attributes: dict[str, Any]) -> type:
 
 def _short_parse_error(original: Callable[..., str]) -> Callable[..., str]:
     """A reply without runnable code gets one short corrective line instead of smolagents'
-    format lecture, which repeats the whole reply."""
+    format lecture, which repeats the whole reply; a reply cut at the output cap never runs."""
 
     def parse_code_blobs(text: str, code_block_tags: tuple[str, str]) -> str:
+        note = reply_cut.get()
+        if note is not None:  # the reply hit the output cap: its code may be cut mid-line
+            reply_cut.set(None)
+            raise ValueError(note)
         try:
             return original(text, code_block_tags)
         except ValueError:

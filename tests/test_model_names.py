@@ -102,8 +102,12 @@ def test_litellm_failures_become_exit_status_3_with_a_hint() -> None:
 
     slow = backend_error_from(timeout, "qwen3:30b")
     assert slow is not None and slow.exit_status == ExitStatus.BACKEND_UNAVAILABLE
-    assert slow.message.startswith("the model server did not answer in time for model qwen3:30b")
+    assert slow.message.startswith(
+        "the model did not finish in time (still loading, generating, or stalled) for model "
+        "qwen3:30b"
+    )
     assert "router_settings.timeout" in (slow.hint or "")
+    assert "max_output_tokens" in (slow.hint or "") and "ollama serve" not in (slow.hint or "")
     unreachable = backend_error_from(refused, "qwen3:30b")
     assert unreachable is not None and "cannot reach the model server" in unreachable.message
     absent = backend_error_from(wrapped, "ollama_chat/qwen9:70b")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import InProcessCli
 from tests.fakes.model_server import Fault, ModelServer, Reply, closed_port_url
-from tests.test_e2e import code, run_cli
+from tests.test_e2e import code
 
 PRIMARY = "qwen3:30b"
 BACKUP = "qwen2.5:3b"
@@ -47,14 +48,13 @@ def two_step_script(server: ModelServer, model: str) -> None:
     )
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "fault",
     [Fault.status(500, "boom"), Fault.hang(30), "not-installed"],
     ids=["500", "hang", "404"],
 )
 def test_failing_primary_falls_back_and_costs_once(
-    model_server: ModelServer, repo: Path, tmp_path: Path, fault: object
+    cli: InProcessCli, model_server: ModelServer, repo: Path, tmp_path: Path, fault: object
 ) -> None:
     if fault == "not-installed":
         model_server.installed.remove(PRIMARY)
@@ -63,7 +63,7 @@ def test_failing_primary_falls_back_and_costs_once(
     two_step_script(model_server, BACKUP)
     config = write_config(tmp_path / "c.yaml", model_server.url, model_server.url, timeout=3)
 
-    result = run_cli("--config", str(config), "--root", str(repo), "Q?", server=model_server)
+    result = cli("--config", str(config), "--root", str(repo), "Q?", server=model_server)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "found handler_q4"
@@ -74,15 +74,14 @@ def test_failing_primary_falls_back_and_costs_once(
     assert "backup took over" in notices[0]
 
 
-@pytest.mark.slow
 def test_refusing_primary_is_skipped_without_a_request(
-    model_server: ModelServer, repo: Path, tmp_path: Path
+    cli: InProcessCli, model_server: ModelServer, repo: Path, tmp_path: Path
 ) -> None:
     two_step_script(model_server, BACKUP)
     config = write_config(tmp_path / "c.yaml", closed_port_url(), model_server.url)
 
-    result = run_cli("--config", str(config), "--root", str(repo), "--json", "Q?",
-                     server=model_server)  # fmt: skip
+    result = cli("--config", str(config), "--root", str(repo), "--json", "Q?",
+                 server=model_server)  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -93,8 +92,9 @@ def test_refusing_primary_is_skipped_without_a_request(
     assert "backup took over" in result.stderr
 
 
-@pytest.mark.slow
-def test_without_fallback_a_dead_server_exits_3(repo: Path, tmp_path: Path) -> None:
+def test_without_fallback_a_dead_server_exits_3(
+    cli: InProcessCli, repo: Path, tmp_path: Path
+) -> None:
     dead = closed_port_url()
     config = tmp_path / "c.yaml"
     config.write_text(
@@ -102,15 +102,16 @@ def test_without_fallback_a_dead_server_exits_3(repo: Path, tmp_path: Path) -> N
         f'api_base: "{dead}"}}\nlocal_brain: {{model: only}}\n'
     )
 
-    result = run_cli("--config", str(config), "--root", str(repo), "Q?")
+    result = cli("--config", str(config), "--root", str(repo), "Q?")
 
     assert result.returncode == 3
     assert "cannot connect" in result.stderr and "ollama serve" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.slow
-def test_two_hosts_share_the_load_and_survive_one_dying(repo: Path, tmp_path: Path) -> None:
+def test_two_hosts_share_the_load_and_survive_one_dying(
+    cli: InProcessCli, repo: Path, tmp_path: Path
+) -> None:
     with ModelServer() as host_a, ModelServer() as host_b:
         config = tmp_path / "c.yaml"
         config.write_text(
@@ -130,20 +131,19 @@ local_brain: {{model: pool}}
                 host.script(None, steps)
             # Each host answers from its own script, so any split of the 4 steps works.
             host_a.responder = host_b.responder = lambda request: code('final_answer("done")')
-            result = run_cli("--config", str(config), "--root", str(repo), "Q?")
+            result = cli("--config", str(config), "--root", str(repo), "Q?")
             assert result.returncode == 0, result.stderr
         assert host_a.chat_requests() and host_b.chat_requests()
 
         host_b.stop()
         served_before = len(host_a.chat_requests())
-        result = run_cli("--config", str(config), "--root", str(repo), "Q?")
+        result = cli("--config", str(config), "--root", str(repo), "Q?")
         assert result.returncode == 0, result.stderr
         assert len(host_a.chat_requests()) > served_before
 
 
-@pytest.mark.slow
 def test_json_usage_equals_what_the_servers_reported(
-    model_server: ModelServer, make_repo, tmp_path: Path
+    cli: InProcessCli, model_server: ModelServer, make_repo, tmp_path: Path
 ) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(
@@ -160,8 +160,8 @@ def test_json_usage_equals_what_the_servers_reported(
         [Reply(code('final_answer("a.py:1")'), prompt_tokens=777, completion_tokens=5)],
     )
 
-    result = run_cli("--manager", "qwen3:30b", "--worker", "qwen2.5:3b", "--root", str(repo),
-                     "--json", "Q?", server=model_server)  # fmt: skip
+    result = cli("--manager", "qwen3:30b", "--worker", "qwen2.5:3b", "--root", str(repo),
+                 "--json", "Q?", server=model_server)  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     usage = json.loads(result.stdout)["usage"]
@@ -171,20 +171,24 @@ def test_json_usage_equals_what_the_servers_reported(
         assert usage[model]["prompt_tokens"] == reported.prompt_tokens
         assert usage[model]["completion_tokens"] == reported.completion_tokens
         assert usage[model]["cost_usd"] == 0
-    assert usage["qwen3:30b"] == {"requests": 2, "prompt_tokens": 2204, "completion_tokens": 26,
-                                  "cost_usd": 0}  # fmt: skip
+    counts = ("requests", "prompt_tokens", "completion_tokens", "cost_usd")
+    assert {key: usage["qwen3:30b"][key] for key in counts} == {
+        "requests": 2, "prompt_tokens": 2204, "completion_tokens": 26, "cost_usd": 0
+    }  # fmt: skip
+    assert usage["qwen3:30b"]["loads"] == usage["qwen2.5:3b"]["loads"] == 1  # one load each
     by_agent = json.loads(result.stdout)["usage_by_agent"]
     assert by_agent["code_search"]["prompt_tokens"] == 777
     assert "usage: qwen3:30b 2 req 2204+26 tok" in result.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("prefix", ["openai", "hosted_vllm", "lm_studio"])
-def test_openai_compatible_servers(model_server: ModelServer, repo: Path, prefix: str) -> None:
+def test_openai_compatible_servers(
+    cli: InProcessCli, model_server: ModelServer, repo: Path, prefix: str
+) -> None:
     two_step_script(model_server, BACKUP)
 
-    result = run_cli("-m", f"{prefix}/{BACKUP}", "--api-base", model_server.openai_url,
-                     "--root", str(repo), "--json", "Q?")  # fmt: skip
+    result = cli("-m", f"{prefix}/{BACKUP}", "--api-base", model_server.openai_url,
+                 "--root", str(repo), "--json", "Q?")  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)

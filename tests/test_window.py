@@ -1,67 +1,71 @@
-"""Fitting requests into the context window."""
+"""Keeping a conversation inside the window without rewriting its prefix (unit level; the
+end-to-end checks against the scripted server are in test_serving.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from local_brain.window import (
-    MIN_NUM_CTX,
+    LOW_WATER,
+    Compactor,
+    WindowTooSmall,
     estimate_tokens,
-    fit_messages,
     looks_truncated,
-    num_ctx_for,
 )
-from tests.fakes.model_server import ModelServer
-from tests.test_e2e import code, run_cli
 
 
 def messages(*texts: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text} for text in texts]
 
 
-def test_num_ctx_grows_with_the_request_and_stays_under_the_cap() -> None:
-    assert num_ctx_for(100, 8192) == MIN_NUM_CTX
-    assert num_ctx_for(3000, 8192) == 4096  # 3000 + 1024 reply room, rounded up
-    assert num_ctx_for(50_000, 8192) == 8192
-    assert num_ctx_for(10, 1024) == 1024  # never above the cap
+def test_a_request_that_fits_is_sent_as_it_is() -> None:
+    compactor = Compactor(window=8192, reply_room=1024)
+    history = messages("system", "task", "small")
+    assert compactor.fit(history) == history
+    assert compactor.sweeps == 0
 
 
-def test_old_observations_are_shortened_to_fit() -> None:
-    history = messages("system", "task", "a" * 30_000, "b" * 30_000, "recent reply", "latest")
-    fitted, shortened = fit_messages(history, cap=8192)
-    assert shortened >= 1
-    assert estimate_tokens(fitted) + 1024 <= 8192
-    assert fitted[0]["content"] == "system" and fitted[1]["content"] == "task"
-    assert fitted[-1]["content"] == "latest" and fitted[-2]["content"] == "recent reply"
+def test_one_sweep_shortens_the_oldest_messages_down_to_the_low_water_mark() -> None:
+    compactor = Compactor(window=8192, reply_room=1024)
+    history = messages("system", "task", *("x" * 6000 for _ in range(6)))
+    fitted = compactor.fit(history)
+    assert compactor.sweeps == 1
+    assert estimate_tokens(fitted) <= (8192 - 1024) * LOW_WATER
+    assert fitted[0] == history[0] and fitted[1] == history[1]  # never rewritten
     assert "shortened to fit" in fitted[2]["content"]
-    untouched, none = fit_messages(messages("s", "t", "small"), cap=8192)
-    assert none == 0 and untouched == messages("s", "t", "small")
+    assert fitted[-1] == history[-1]  # the latest exchange is kept while the rest can go
+
+
+def test_later_requests_repeat_the_shortenings_and_extend_the_same_prefix() -> None:
+    compactor = Compactor(window=8192, reply_room=1024)
+    history = messages("system", "task", *("y" * 6000 for _ in range(6)))
+    first = compactor.fit(history)
+    second = compactor.fit([*history, *messages("a new observation")])
+    assert second[: len(first)] == first  # same prefix: the server's cache stays valid
+    assert compactor.sweeps == 1
+
+
+def test_a_message_that_changed_is_not_replaced_by_an_old_shortening() -> None:
+    compactor = Compactor(window=8192, reply_room=1024)
+    history = messages("system", "task", *("z" * 6000 for _ in range(6)))
+    compactor.fit(history)
+    changed = [*history[:2], *messages("different"), *history[3:]]
+    assert compactor.fit(changed)[2]["content"] == "different"
+
+
+def test_a_huge_latest_message_is_cut_to_what_is_left() -> None:
+    compactor = Compactor(window=4096, reply_room=1024)
+    fitted = compactor.fit(messages("system", "task", "w" * 40_000))
+    assert estimate_tokens(fitted) <= 4096 - 1024
+    assert fitted[-1]["content"].startswith("w" * 100)
+
+
+def test_instructions_larger_than_the_window_are_refused() -> None:
+    compactor = Compactor(window=2048, reply_room=512)
+    with pytest.raises(WindowTooSmall):
+        compactor.fit(messages("s" * 20_000, "task"))
 
 
 def test_truncation_is_recognised() -> None:
-    assert looks_truncated(reported_prompt_tokens=2048, sent_chars=60_000)
-    assert not looks_truncated(reported_prompt_tokens=2048, sent_chars=8_000)
-
-
-@pytest.mark.slow
-def test_every_request_carries_a_fitting_num_ctx(
-    model_server: ModelServer, make_repo, tmp_path: Path
-) -> None:
-    repo = make_repo({"big.txt": "".join(f"line {n} " + "x" * 80 + "\n" for n in range(400))})
-    config = tmp_path / "c.yaml"
-    config.write_text("local_brain: {num_ctx: 12288}\n")
-    model_server.script(None, [code('print(read_file("big.txt"))'), code('final_answer("done")')])
-    model_server.max_prompt_tokens = 1500  # this server cuts long prompts
-
-    result = run_cli("--config", str(config), "-m", "qwen2.5:3b", "--root", str(repo), "Q?",
-                     server=model_server)  # fmt: skip
-
-    assert result.returncode == 0, result.stderr
-    first, second = model_server.chat_requests()
-    assert first.num_ctx == MIN_NUM_CTX or first.num_ctx == 3072  # just the prompt + reply room
-    assert second.num_ctx > first.num_ctx  # the file content made the request bigger
-    assert second.num_ctx <= 12288
-    warnings = [line for line in result.stderr.splitlines() if "cut the context" in line]
-    assert len(warnings) == 1  # warned once
+    assert looks_truncated(read_tokens=2048, sent_chars=60_000)
+    assert not looks_truncated(read_tokens=2048, sent_chars=8_000)

@@ -4,6 +4,7 @@
 ``ollama``    Ollama's HTTP API (tags, show, ps): the one HTTP client, also for doctor/models
 ``routing``   the Router for one run, as a context manager that cleans up after itself
 ``failures``  litellm errors as exit status 3 with a hint
+``context``   one window and one output cap per deployment for the whole run
 ``routed``    the smolagents model and litellm logger subclasses (imports the model stack)
 
 Importing this package stays cheap: litellm and smolagents load only when a Routing is built.
@@ -24,11 +25,10 @@ from local_brain.models.ollama import (
     ServerError,
     list_installed_models,
 )
-from local_brain.models.routing import COOLDOWN_S, DEFAULT_NUM_CTX, Routing
+from local_brain.models.routing import COOLDOWN_S, Routing
 
 __all__ = [
     "COOLDOWN_S",
-    "DEFAULT_NUM_CTX",
     "OLLAMA_PREFIXES",
     "RECOMMENDED_FAMILIES",
     "TAGS_TIMEOUT_S",

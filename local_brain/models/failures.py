@@ -30,8 +30,10 @@ def _kinds() -> tuple[tuple[tuple[type[BaseException], ...], str, str | None], .
     from litellm.types.router import RouterRateLimitError
 
     return (
-        ((litellm.Timeout,), "the model server did not answer in time",
-         "the model may still be loading: retry, or raise router_settings.timeout"),
+        ((litellm.Timeout,),
+         "the model did not finish in time (still loading, generating, or stalled)",
+         "lower local_brain.max_output_tokens, use a smaller model, or raise "
+         "router_settings.timeout"),
         ((openai.APIConnectionError,), "cannot reach the model server", CONNECTION_HINT),
         ((openai.NotFoundError,), "model not found", None),
         ((openai.AuthenticationError, openai.PermissionDeniedError),

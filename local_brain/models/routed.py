@@ -3,19 +3,26 @@ litellm and smolagents with the environment protected (design.md pitfalls 2 and 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from local_brain.errors import one_line
-from local_brain.events import ModelCallFinished, ModelCallStarted
+from local_brain.errors import AgentFailed, ConfigError, one_line
+from local_brain.events import ModelCallFinished, ModelCallStarted, ReplyCut
+from local_brain.figures import ServerFigures, parse_figures
+from local_brain.models.names import is_ollama
+from local_brain.parsing import cut_reply_note, reply_cut
 from local_brain.safe_import import import_model_stack
-from local_brain.window import estimate_tokens, fit_messages, message_text, num_ctx_for
+from local_brain.window import Compactor, WindowTooSmall, message_text
 
 if TYPE_CHECKING:
     from local_brain.models.routing import Routing
 
 _, smolagents = import_model_stack()
+
+MAX_CUTS_IN_A_ROW = 2  # a model cut at its cap this often in a row is not going to stop
+MAX_KEPT_RESPONSES = 64
 
 from litellm.integrations.custom_logger import CustomLogger  # noqa: E402  (after safe_import)
 
@@ -42,9 +49,40 @@ class RouteFailureLogger(CustomLogger):
         self.log_failure_event(kwargs, response_obj, start_time, end_time)
 
 
+class RawResponseTap(CustomLogger):
+    """Keeps each answer's raw JSON (litellm reads only a few of its fields) until the
+    routed model that asked picks it up by litellm's call id. litellm calls this hook in the
+    requesting thread, before the completion returns. It sits in litellm's global
+    ``input_callback`` list while some Routing uses it (see ``routing._SharedCallbacks``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._responses: dict[str, str] = {}
+
+    def log_post_api_call(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        call_id, raw = kwargs.get("litellm_call_id"), kwargs.get("original_response")
+        if not isinstance(call_id, str) or not isinstance(raw, str):
+            return
+        with self._lock:
+            self._responses[call_id] = raw
+            while len(self._responses) > MAX_KEPT_RESPONSES:  # answers nobody picked up
+                self._responses.pop(next(iter(self._responses)))
+
+    def take(self, call_id: str | None) -> str | None:
+        with self._lock:
+            return self._responses.pop(call_id, None) if call_id else None
+
+
+RAW_RESPONSES = RawResponseTap()
+
+
 class RoutedModel(smolagents.LiteLLMRouterModel):
-    """LiteLLMRouterModel without its api_base=None/api_key=None override (pitfall 1),
-    sizing Ollama's window per request and accounting each answer in the run's ledger."""
+    """LiteLLMRouterModel without its api_base=None/api_key=None override (pitfall 1) that
+    keeps its conversation inside the window without rewriting its prefix, notices replies
+    cut at the output cap, and accounts each answer (with the server's own figures)."""
 
     def __init__(
         self,
@@ -58,6 +96,8 @@ class RoutedModel(smolagents.LiteLLMRouterModel):
         self.routing = routing
         self.agent_name = agent_name
         self.reply_filter = reply_filter
+        self.compactor: Compactor | None = None
+        self.cuts_in_a_row = 0
 
     def _prepare_completion_kwargs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         completion_kwargs = super()._prepare_completion_kwargs(*args, **kwargs)
@@ -68,10 +108,19 @@ class RoutedModel(smolagents.LiteLLMRouterModel):
         return completion_kwargs
 
     def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
-        cap = self.routing.window_cap(self.model_id)
-        if cap is not None:  # Ollama: size the window for this very request
-            messages, _ = fit_messages(messages, cap)
-            kwargs["num_ctx"] = num_ctx_for(estimate_tokens(messages), cap)
+        reply_cut.set(None)
+        window, cap = self.routing.window(self.model_id)
+        if self.compactor is None or self.compactor.window != window:
+            self.compactor = Compactor(window, cap)
+        try:
+            messages = self.compactor.fit(messages)
+        except WindowTooSmall as error:
+            raise ConfigError(
+                f"model {self.model_id}'s context window of {window} tokens cannot hold the "
+                f"instructions and the question ({error})",
+                hint="raise num_ctx (local_brain.num_ctx or the deployment's own), or use a "
+                "model with a longer context",
+            ) from None
         chars = sum(len(message_text(m)) for m in messages)
         self.routing.emit(ModelCallStarted(self.agent_name, self.model_id, len(messages), chars))
         started = time.monotonic()
@@ -85,9 +134,43 @@ class RoutedModel(smolagents.LiteLLMRouterModel):
                 )
             )  # fmt: skip
             raise
+        figures = self._figures(message)
+        cut = _finish_reason(message, figures) == "length"
         self.routing.record_answer(
-            self.model_id, self.agent_name, message, time.monotonic() - started, chars
-        )
+            self.model_id, self.agent_name, message, time.monotonic() - started, chars,
+            figures, cut,
+        )  # fmt: skip
+        if cut:
+            self._reply_was_cut(cap)
+        else:
+            self.cuts_in_a_row = 0
         if self.reply_filter is not None and isinstance(message.content, str):
             message.content = self.reply_filter(message.content)
         return message
+
+    def _figures(self, message: Any) -> ServerFigures | None:
+        hidden = getattr(message.raw, "_hidden_params", None) or {}
+        raw = RAW_RESPONSES.take(hidden.get("litellm_call_id"))
+        served = str(hidden.get("litellm_model_name") or "")
+        return parse_figures(raw, ollama=is_ollama(served))
+
+    def _reply_was_cut(self, cap: int) -> None:
+        """The reply hit the output cap: this step fails with a note to the model (its code
+        may be cut mid-line and must not run), and a model that keeps doing it ends the run."""
+        self.cuts_in_a_row += 1
+        self.routing.announce_cut(ReplyCut(self.agent_name, self.model_id, cap))
+        if self.cuts_in_a_row >= MAX_CUTS_IN_A_ROW:
+            raise AgentFailed(
+                f"model {self.model_id} wrote until its {cap}-token output cap "
+                f"{self.cuts_in_a_row} times in a row",
+                hint="use an instruction-tuned (chat) model, or raise "
+                "local_brain.max_output_tokens if its replies are long but sound",
+            )
+        reply_cut.set(cut_reply_note(cap))
+
+
+def _finish_reason(message: Any, figures: ServerFigures | None) -> str | None:
+    if figures is not None and figures.finish_reason:
+        return figures.finish_reason
+    choices = getattr(message.raw, "choices", None) or []
+    return getattr(choices[0], "finish_reason", None) if choices else None

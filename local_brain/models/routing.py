@@ -18,15 +18,26 @@ from typing import Any
 
 from local_brain.config import Settings
 from local_brain.errors import BackendUnavailable, one_line
-from local_brain.events import ContextTruncated, EventSink, FallbackNotice, ModelCallFinished
+from local_brain.events import (
+    ContextTruncated,
+    EventSink,
+    FallbackNotice,
+    ModelCallFinished,
+    ReplyCut,
+)
+from local_brain.figures import ServerFigures
 from local_brain.health import refused_endpoints
+from local_brain.models.context import (
+    DEFAULT_WINDOW,
+    MIN_OUTPUT_TOKENS,
+    resolve_windows,
+)
 from local_brain.models.failures import CONNECTION_HINT, is_connection_error
 from local_brain.models.names import deployments_for, is_ollama, with_ollama_defaults
 from local_brain.usage import UsageLedger
 from local_brain.window import looks_truncated
 
 COOLDOWN_S = 24 * 3600  # a failed deployment sits out the rest of the run
-DEFAULT_NUM_CTX = 8192
 KNOWN_CALLBACK_PACKAGES = {
     "langfuse": "langfuse",
     "otel": "opentelemetry",
@@ -57,7 +68,7 @@ class Routing:
         from local_brain.safe_import import import_model_stack
 
         litellm, _ = import_model_stack()
-        from local_brain.models.routed import RouteFailureLogger
+        from local_brain.models.routed import RAW_RESPONSES, RouteFailureLogger
 
         self._litellm = litellm
         self.ledger = UsageLedger()
@@ -66,6 +77,7 @@ class Routing:
         self._failures: dict[str, str] = {}  # deployment id -> why it failed
         self._announced: set[tuple[str, str]] = set()
         self._truncating: set[str] = set()
+        self._cut: set[str] = set()
         self._lock = threading.Lock()
         self._callbacks: list[tuple[str, Any]] = []  # configured callbacks this run attached
         self.router: Any = None
@@ -75,12 +87,19 @@ class Routing:
         for name in dict.fromkeys(names):
             model_list += deployments_for(name, settings)
         model_list = [with_ollama_defaults(entry, settings.num_ctx) for entry in model_list]
+        api_bases = {entry["litellm_params"].get("api_base") for entry in model_list} - {None}
+        refused = refused_endpoints(api_bases)
+        model_list = resolve_windows(
+            model_list, settings.num_ctx, settings.max_output_tokens, refused, _table(litellm)
+        )
         _register_local_models(litellm, model_list)
         router_settings = {"cooldown_time": COOLDOWN_S, **settings.router_settings}
         try:
+            _shared_callbacks.acquire(litellm, [("input_callback", RAW_RESPONSES)])
+            self._callbacks.append(("input_callback", RAW_RESPONSES))
             self._apply_litellm_settings(settings.litellm_settings)
             self.router = litellm.Router(model_list=model_list, **router_settings)
-            self._cool_down_refused_endpoints()
+            self._cool_down_refused_endpoints(refused)
             for name in dict.fromkeys(names):
                 self._require_live_route(name)
         except BaseException:
@@ -116,11 +135,8 @@ class Routing:
             else:
                 setattr(self._litellm, key, value)
 
-    def _cool_down_refused_endpoints(self) -> None:
-        deployments = self.router.model_list
-        api_bases = {d["litellm_params"].get("api_base") for d in deployments} - {None}
-        refused = refused_endpoints(api_bases)
-        for deployment in deployments:
+    def _cool_down_refused_endpoints(self, refused: set[str]) -> None:
+        for deployment in self.router.model_list:
             api_base = deployment["litellm_params"].get("api_base")
             if api_base in refused:
                 self._cool_down(deployment["model_info"]["id"], f"cannot connect to {api_base}")
@@ -146,14 +162,16 @@ class Routing:
                 hint=CONNECTION_HINT,
             )
 
-    def window_cap(self, name: str) -> int | None:
-        """The largest num_ctx to send for ``name``: its deployments' configured window,
-        when every route for it (fallbacks included) is an Ollama model; else None."""
+    def window(self, name: str) -> tuple[int, int]:
+        """(context tokens, reply cap) that hold for every route of ``name``, fallbacks
+        included: the smallest window and the largest cap among them."""
         chain = [name, *self._fallbacks_of(name)]
-        params = [d["litellm_params"] for d in self.router.model_list if d["model_name"] in chain]
-        if not params or not all(p["model"].startswith("ollama_chat/") for p in params):
-            return None
-        return min(int(p.get("num_ctx") or DEFAULT_NUM_CTX) for p in params)
+        deployments = [d for d in self.router.model_list if d["model_name"] in chain]
+        if not deployments:
+            return DEFAULT_WINDOW, MIN_OUTPUT_TOKENS
+        tokens = min(int(d["model_info"]["max_input_tokens"]) for d in deployments)
+        cap = max(int(d["litellm_params"]["max_tokens"]) for d in deployments)
+        return tokens, cap
 
     def _fallbacks_of(self, name: str) -> list[str]:
         chain: list[str] = []
@@ -176,10 +194,18 @@ class Routing:
                 self._failures.setdefault(deployment_id, reason)
 
     def record_answer(
-        self, requested: str, agent: str, message: Any, duration_s: float, sent_chars: int
+        self,
+        requested: str,
+        agent: str,
+        message: Any,
+        duration_s: float,
+        sent_chars: int,
+        figures: ServerFigures | None = None,
+        cut: bool = False,
     ) -> None:
         """Account for one answered request; announce a fallback or a server that cut the
-        prompt, each the first time."""
+        prompt, each the first time. Tokens the server took from its prompt cache count as
+        read: only a server that tells what it read (or reused) is judged."""
         hidden = getattr(message.raw, "_hidden_params", None) or {}
         deployment = self.router.get_deployment(model_id=hidden.get("model_id") or "")
         served = deployment.model_name if deployment is not None else requested
@@ -187,17 +213,36 @@ class Routing:
         prompt_tokens = tokens.input_tokens if tokens else 0
         completion_tokens = tokens.output_tokens if tokens else 0
         cost = float(hidden.get("response_cost") or 0.0)
-        self.ledger.record(served, agent, prompt_tokens, completion_tokens, cost)
+        self.ledger.record(served, agent, prompt_tokens, completion_tokens, cost, figures, cut)
         if served != requested:
             self._announce(requested, served)
-        if looks_truncated(prompt_tokens, sent_chars) and served not in self._truncating:
+        read = figures.prompt_read if figures is not None else prompt_tokens
+        truncated = read is not None and looks_truncated(read, sent_chars)
+        if truncated and served not in self._truncating:
             self._truncating.add(served)
-            self.emit(ContextTruncated(served, sent_chars, prompt_tokens))
+            self.emit(ContextTruncated(served, sent_chars, read))
+        rate = None
+        if figures is not None and figures.generation_s and figures.completion_tokens:
+            rate = figures.completion_tokens / figures.generation_s
+        elif duration_s > 0 and completion_tokens:
+            rate = completion_tokens / duration_s  # the whole request: a lower bound
         self.emit(
             ModelCallFinished(
-                agent, requested, served, prompt_tokens, completion_tokens, cost, duration_s
+                agent, requested, served, prompt_tokens, completion_tokens, cost, duration_s,
+                tokens_per_s=rate,
+                prompt_tokens_evaluated=figures.prompt_evaluated if figures else None,
+                prompt_tokens_reused=figures.prompt_reused if figures else None,
+                load_s=figures.load_s if figures and figures.loaded else 0.0,
             )
-        )
+        )  # fmt: skip
+
+    def announce_cut(self, event: ReplyCut) -> None:
+        """Tell the user once per model that its replies run into the output cap."""
+        with self._lock:
+            first = event.model not in self._cut
+            self._cut.add(event.model)
+        if first:
+            self.emit(event)
 
     def emit(self, event: Any) -> None:
         if self.on_event is not None:
@@ -275,6 +320,20 @@ def _callback_available(name: Any) -> bool:
     return False
 
 
+def _table(litellm: ModuleType) -> Callable[[str], dict[str, Any] | None]:
+    """litellm's knowledge of a cloud model's window, without asking any server."""
+
+    def lookup(model: str) -> dict[str, Any] | None:
+        if is_ollama(model):
+            return None
+        try:
+            return dict(litellm.get_model_info(model))
+        except Exception:  # litellm raises a bare Exception for a model it does not know
+            return None
+
+    return lookup
+
+
 def _register_local_models(litellm: ModuleType, model_list: list[dict[str, Any]]) -> None:
     """Tell litellm what local models cost (nothing) and their window, so it does not ask
     the server (``/api/show`` to OLLAMA_API_BASE, design.md pitfall 12)."""
@@ -282,7 +341,7 @@ def _register_local_models(litellm: ModuleType, model_list: list[dict[str, Any]]
     for entry in model_list:
         params = entry["litellm_params"]
         if is_ollama(params["model"]):
-            window = int(params.get("num_ctx") or DEFAULT_NUM_CTX)
+            window = int(params.get("num_ctx") or DEFAULT_WINDOW)
             entries[params["model"]] = {
                 "litellm_provider": "ollama_chat",
                 "mode": "chat",

@@ -1,0 +1,256 @@
+"""Behaving well on real model servers: one load per model per run, a prompt prefix the server
+can reuse, a cap on every reply, and figures that tell the truth.
+
+The scripted server plays Ollama's scheduler (a load whenever ``num_ctx`` changes, /api/ps,
+a per-model prompt-prefix cache, ``num_predict``) and llama.cpp/vLLM's usage reports; litellm
+and smolagents run for real, in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from local_brain.models.context import MAX_OUTPUT_TOKENS, MIN_OUTPUT_TOKENS
+from tests.fakes.model_server import FakeModel, ModelServer, RecordedRequest, Reply
+from tests.test_e2e import code
+
+MODEL = "qwen2.5:3b"
+BIG = "qwen3:30b"
+
+
+@pytest.fixture
+def big_repo(make_repo) -> Path:
+    lines = "".join(f"line {n} " + "x" * 70 + "\n" for n in range(300))
+    return make_repo({f"part{n}.txt": lines for n in range(4)} | {"README.md": "# demo\n"})
+
+
+def reading_steps(count: int) -> list[str]:
+    """A run that reads a big file per step, then answers."""
+    steps = [code(f'print(read_file("part{n % 4}.txt"))') for n in range(count)]
+    return [*steps, code('final_answer("done")')]
+
+
+def caps(requests: list[RecordedRequest]) -> set[int | None]:
+    return {request.output_cap for request in requests}
+
+
+def test_a_cold_server_loads_the_model_once_and_every_request_is_capped(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.script(MODEL, reading_steps(3))
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "Q?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    chats = model_server.chat_requests()
+    assert len(chats) == 4
+    assert model_server.loads(MODEL) == 1
+    assert {request.num_ctx for request in chats} == {8192}  # one size for the whole run
+    assert caps(chats) == {1500}
+    assert all(MIN_OUTPUT_TOKENS <= cap <= MAX_OUTPUT_TOKENS for cap in caps(chats))  # type: ignore[operator]
+
+
+def test_a_team_on_one_model_loads_it_once(cli, model_server: ModelServer, big_repo: Path) -> None:
+    model_server.script(MODEL, [code('print(code_search(task="Find line 5"))')])
+    model_server.script(MODEL, [code('final_answer(read_file("part0.txt", end_line=5))')])
+    model_server.script(MODEL, [code('final_answer("manager done")')])
+
+    result = cli("--manager", MODEL, "--worker", MODEL, "--root", str(big_repo), "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert len(model_server.chat_requests()) == 3
+    assert model_server.loads(MODEL) == 1
+    assert {request.num_ctx for request in model_server.chat_requests()} == {8192}
+
+
+def test_a_team_on_two_models_loads_each_once(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.script(BIG, [code('print(code_search(task="a"))'), code('print(git_ops(task="b"))'),
+                              code('final_answer("ok")')])  # fmt: skip
+    model_server.script(MODEL, [code('final_answer("found a")'), code('final_answer("found b")')])
+
+    result = cli("--manager", BIG, "--worker", MODEL, "--root", str(big_repo), "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert model_server.loads(BIG) == 1 and model_server.loads(MODEL) == 1
+
+
+def test_a_warm_server_holding_a_larger_context_loads_nothing(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.preload(MODEL, 16384)
+    model_server.script(MODEL, reading_steps(2))
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "Q?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    assert model_server.loads() == 0
+    assert {request.num_ctx for request in model_server.chat_requests()} == {16384}
+
+
+def test_the_window_never_exceeds_what_the_model_was_trained_for(
+    cli, model_server: ModelServer, big_repo: Path, tmp_path: Path
+) -> None:
+    model_server.installed = [FakeModel(name=MODEL, context_length=4096)]
+    config = tmp_path / "c.yaml"
+    config.write_text("local_brain: {num_ctx: 32768}\n")
+    model_server.script(MODEL, reading_steps(1))
+
+    result = cli("--config", str(config), "-m", MODEL, "--root", str(big_repo), "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert {request.num_ctx for request in model_server.chat_requests()} == {4096}
+    assert caps(model_server.chat_requests()) == {1024}  # a quarter of a small window
+
+
+def test_a_run_that_must_compact_reuses_most_of_its_prompt(
+    cli, model_server: ModelServer, big_repo: Path, tmp_path: Path
+) -> None:
+    model_server.prefix_cache = True
+    config = tmp_path / "c.yaml"
+    config.write_text("local_brain: {num_ctx: 16384, max_steps: 20}\n")
+    model_server.script(MODEL, reading_steps(12))
+
+    result = cli("--config", str(config), "-m", MODEL, "--root", str(big_repo), "--json", "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    chats = model_server.chat_requests()
+    shortened = [r for r in chats if "shortened to fit the context window" in r.last_text
+                 or any("shortened to fit" in str(m.get("content")) for m in r.body["messages"])]  # fmt: skip
+    assert shortened, "the run never had to compact: make the files bigger"
+    for request in chats:  # no request exceeds its window (prompt plus reply room)
+        assert request.prompt_tokens_total + (request.output_cap or 0) <= request.num_ctx
+    evaluated = sum(request.prompt_tokens_evaluated for request in chats)
+    total = sum(request.prompt_tokens_total for request in chats)
+    assert evaluated <= total / 2, f"{evaluated} of {total} prompt tokens re-evaluated"
+    assert model_server.loads(MODEL) == 1
+
+
+def test_server_figures_reach_the_json_usage(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.prefix_cache = True
+    model_server.report_cached_count = True
+    model_server.script(MODEL, reading_steps(2))
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "--json", "Q?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    usage = json.loads(result.stdout)["usage"][MODEL]
+    chats = model_server.chat_requests()
+    assert usage["loads"] == 1
+    assert usage["load_seconds"] == pytest.approx(1.5, abs=0.01)
+    assert usage["prompt_tokens_reused"] == sum(r.prompt_tokens_cached for r in chats) > 0
+    assert usage["prompt_tokens_evaluated"] == sum(r.prompt_tokens_evaluated for r in chats)
+    assert usage["generation_tokens_per_second"] == pytest.approx(50, rel=0.05)
+    assert usage["prefill_tokens_per_second"] == pytest.approx(500, rel=0.05)
+    assert "cut the context" not in result.stderr
+
+
+def test_reused_prompt_tokens_are_no_sign_of_truncation(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.prefix_cache = True  # reports evaluated tokens only, like older servers
+    model_server.script(MODEL, reading_steps(3))
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "Q?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    assert any(r.prompt_tokens_cached > 100 for r in model_server.chat_requests())
+    assert "cut the context" not in result.stderr
+
+
+def test_a_server_that_cuts_the_context_is_still_noticed(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.report_cached_count = True
+    model_server.max_prompt_tokens = 1500  # this server cuts long prompts
+    model_server.script(MODEL, reading_steps(2))
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "Q?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "cut the context" in line]
+    assert len(warnings) == 1  # warned once
+
+
+def test_a_reply_cut_at_the_cap_fails_its_step_with_a_note(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.script(MODEL, [Reply.endless(), code('final_answer("short and sweet")')])
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "Q?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "short and sweet"
+    first, second = model_server.chat_requests()
+    assert first.output_cap == 1500
+    assert "cut off at the 1500-token limit" in second.last_text
+    notices = [line for line in result.stderr.splitlines() if "output cap" in line]
+    assert len(notices) == 1, result.stderr
+
+
+def test_a_model_that_never_stops_ends_the_run(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.script(MODEL, [Reply.endless()] * 10)
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "--json", "Q?", server=model_server)
+
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert "output cap" in document["error"] and "2 times in a row" in document["error"]
+    assert len(model_server.chat_requests()) == 2
+    assert document["usage"][MODEL]["cut_replies"] == 2
+
+
+def test_an_openai_compatible_route_with_a_small_window_is_compacted(
+    cli, model_server: ModelServer, big_repo: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: small\n"
+        f"    litellm_params: {{model: hosted_vllm/{MODEL}, api_base: {model_server.openai_url}}}\n"
+        "    model_info: {max_input_tokens: 4096}\n"
+    )
+    model_server.script(MODEL, reading_steps(3))
+
+    result = cli("--config", str(config), "-m", "small", "--root", str(big_repo), "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    chats = model_server.chat_requests()
+    assert caps(chats) == {1024}
+    for request in chats:
+        assert request.prompt_tokens_total + 1024 <= 4096
+
+
+def test_a_request_given_up_on_is_closed_and_named_truthfully(
+    cli, model_server: ModelServer, big_repo: Path, tmp_path: Path
+) -> None:
+    model_server.ignore_output_caps = True  # generates past num_predict, forever
+    model_server.script(MODEL, [Reply.endless()])
+    config = tmp_path / "c.yaml"
+    config.write_text("router_settings: {timeout: 2, num_retries: 0}\n")
+
+    result = cli("--config", str(config), "-m", MODEL, "--root", str(big_repo), "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 3
+    assert "did not finish in time (still loading, generating, or stalled)" in result.stderr
+    assert "ollama serve" not in result.stderr
+    deadline = time.monotonic() + 5
+    while model_server.open_generations() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert model_server.open_generations() == 0  # the server was told to stop generating
+    assert all(request.client_gone for request in model_server.chat_requests())
