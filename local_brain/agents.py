@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from local_brain.citations import Evidence, check_answer, mark_unverified
 from local_brain.events import ContainmentReduced, EventSink, ToolCalled
 from local_brain.plan import HELPERS, MANAGER, AgentPlan, RunPlan
 from local_brain.sandbox import SandboxExecutor
@@ -49,16 +50,22 @@ def prompt_line(spec: ToolSpec) -> str:
 
 
 def make_smolagents_tool(
-    spec: ToolSpec, workspace: Workspace, on_event: EventSink | None = None
+    spec: ToolSpec,
+    workspace: Workspace,
+    on_event: EventSink | None = None,
+    evidence: Evidence | None = None,
 ) -> Any:
-    """Wrap one ToolSpec, bound to a workspace, as a smolagents Tool instance."""
+    """Wrap one ToolSpec, bound to a workspace, as a smolagents Tool instance; what it
+    returns goes into ``evidence`` (what the run's tools showed, for the citation check)."""
     from local_brain import smol
 
     def forward(self: Any, *args: Any, **kwargs: Any) -> str:
         started = time.monotonic()
         result = spec.run(workspace, *args, **kwargs)
+        arguments = {**dict(zip(_names(spec), args, strict=False)), **kwargs}
+        if evidence is not None and result.ok:
+            evidence.record(arguments, result.text)
         if on_event is not None:
-            arguments = {**dict(zip(_names(spec), args, strict=False)), **kwargs}
             on_event(
                 ToolCalled(
                     tool=spec.name,
@@ -148,20 +155,26 @@ def build(
     step_callback_for: Callable[[str], Callable[..., None] | None],
     on_delegate: Callable[[str, str], None] | None = None,
     on_event: EventSink | None = None,
+    evidence: Evidence | None = None,
 ) -> Any:
     """The run's agent: one CodeAgent with all nine repository tools, or (team mode) a
     manager with no repository tools of its own over one helper agent per roster entry.
 
     ``model_for`` gives an agent's routed model; ``step_callback_for`` the step callback
-    for an agent name.
+    for an agent name. Tool results go into ``evidence``; a helper's report has its
+    references checked against it, unverifiable ones marked, before the manager reads it.
     """
     specs = all_tools()
+    evidence = evidence if evidence is not None else Evidence()
+
+    def check_report(report: str) -> str:
+        return mark_unverified(report, check_answer(report, workspace, evidence))
 
     def code_agent(agent: AgentPlan, tools: list[str], templates: Any, **kwargs: Any) -> Any:
         return _code_agent(
             agent,
             model_for(agent),
-            [make_smolagents_tool(specs[name], workspace, on_event) for name in tools],
+            [make_smolagents_tool(specs[name], workspace, on_event, evidence) for name in tools],
             templates,
             step_callback=step_callback_for(agent.name),
             workspace=workspace,
@@ -180,6 +193,7 @@ def build(
             description=ROLES[helper.name].description,
             instructions=ROLES[helper.name].focus,
             on_delegate=on_delegate,
+            report_filter=check_report,
         )
         for helper in plan.helpers
     ]

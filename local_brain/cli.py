@@ -129,6 +129,7 @@ def ask(
     else:
         render.print_answer(result.answer)
     if not quiet:
+        render.print_unverified(result.unverified)
         render.print_notice(result.usage.summary_line())
 
 

@@ -105,6 +105,14 @@ class ContextTruncated:
     reported_tokens: int
 
 
+@dataclass(frozen=True)
+class CitationsChecked:
+    """The final answer's references, checked (``citations.Citation.as_dict`` each)."""
+
+    citations: tuple[dict[str, object], ...]
+    unverified: int
+
+
 Event = (
     ContainmentReduced
     | ContextTruncated
@@ -115,6 +123,7 @@ Event = (
     | StepFinished
     | Delegated
     | FallbackNotice
+    | CitationsChecked
 )
 EventSink = Callable[[Event], None]
 

@@ -100,7 +100,8 @@ def _ask_tool(workspace: Workspace, settings: Settings, team_by_default: bool) -
         except LocalBrainError as error:
             hint = f" ({error.hint})" if error.hint else ""
             raise ToolError(f"{error.message}{hint}") from None
-        return f"{result.answer}\n\n[{result.usage.summary_line()}]"
+        checks = "".join(f"\n⚠ {citation.warning()}" for citation in result.unverified)
+        return f"{result.answer}\n{checks}\n[{result.usage.summary_line()}]"
 
     return ask
 

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from local_brain.citations import Citation
 from local_brain.errors import ExitStatus
 from local_brain.events import (
     ContainmentReduced,
@@ -61,6 +62,8 @@ def result_document(result: Result) -> dict[str, Any]:
             for notice in result.fallbacks
         ],
         "duration_s": round(result.duration_s, 3),
+        "citations": [citation.as_dict() for citation in result.citations],
+        "unverified": len(result.unverified),
         "exit_code": int(ExitStatus.OK),
     }
 
@@ -96,6 +99,16 @@ def print_error(message: str, hint: str | None = None, stream: IO[str] | None = 
 def print_notice(message: str, stream: IO[str] | None = None) -> None:
     stream = stream or sys.stderr
     stream.write(f"local-brain: {message}\n")
+    stream.flush()
+
+
+def print_unverified(citations: list[Citation], stream: IO[str] | None = None) -> None:
+    """One line per reference in the answer that failed its check, dim on a terminal:
+    ``⚠ src/auth.py:412 does not exist (file has 120 lines)``."""
+    stream = stream or sys.stderr
+    dim, reset = ("\x1b[2m", "\x1b[0m") if wants_color(stream) else ("", "")
+    for citation in citations:
+        stream.write(f"{dim}⚠ {_one_line(citation.warning())}{reset}\n")
     stream.flush()
 
 

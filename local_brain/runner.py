@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_brain.citations import Citation, Evidence, check_answer
 from local_brain.errors import AgentFailed, LocalBrainError, one_line
-from local_brain.events import Delegated, EventSink, FallbackNotice, StepFinished
+from local_brain.events import CitationsChecked, Delegated, EventSink, FallbackNotice, StepFinished
 from local_brain.parsing import normalize_reply
 from local_brain.plan import RunPlan
 from local_brain.usage import UsageLedger
@@ -25,6 +26,11 @@ class Result:
     fallbacks: list[FallbackNotice] = field(default_factory=list)
     manager: str | None = None
     worker: str | None = None
+    citations: list[Citation] = field(default_factory=list)
+
+    @property
+    def unverified(self) -> list[Citation]:
+        return [citation for citation in self.citations if not citation.verified]
 
 
 def run(
@@ -58,6 +64,7 @@ def run(
         if on_event is not None:
             on_event(Delegated(helper, models[helper], helper_task))
 
+    evidence = Evidence()  # what the tools showed, for checking the answer's references
     with Routing(plan.settings, list(models.values()), on_event=on_event) as routing:
         agent = None
         try:
@@ -68,6 +75,7 @@ def run(
                 step_callback_for=step_callback_for,
                 on_delegate=on_delegate,
                 on_event=on_event,
+                evidence=evidence,
             )
             try:
                 run_result = agent.run(task)
@@ -97,8 +105,13 @@ def run(
             for each in [agent, *getattr(agent, "managed_agents", {}).values()] if agent else []:
                 each.cleanup()  # stops the sandbox processes
 
+    answer = str(run_result.output).strip()
+    citations = check_answer(answer, workspace, evidence)
+    if on_event is not None and citations:
+        on_event(CitationsChecked(tuple(c.as_dict() for c in citations),
+                                  sum(1 for c in citations if not c.verified)))  # fmt: skip
     return Result(
-        answer=str(run_result.output).strip(),
+        answer=answer,
         model=lead,
         steps=sum(1 for step in run_result.steps if step.get("step_number") is not None),
         duration_s=time.monotonic() - started,
@@ -106,6 +119,7 @@ def run(
         fallbacks=routing.fallbacks,
         manager=lead if plan.team else None,
         worker=plan.worker,
+        citations=citations,
     )
 
 

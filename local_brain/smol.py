@@ -43,10 +43,15 @@ class ExplorerAgent(smolagents.CodeAgent):
     one short line, never as a dump of its log (smolagents issue 2166)."""
 
     def __init__(
-        self, *args: Any, on_delegate: Callable[[str, str], None] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        on_delegate: Callable[[str, str], None] | None = None,
+        report_filter: Callable[[str], str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.on_delegate = on_delegate
+        self.report_filter = report_filter
 
     def _handle_max_steps_reached(self, task: str) -> Any:
         now = time.time()
@@ -79,7 +84,7 @@ class ExplorerAgent(smolagents.CodeAgent):
             )
         if len(report) > MAX_REPORT_CHARS:
             report = report[:MAX_REPORT_CHARS] + " …[report truncated]"
-        return report
+        return self.report_filter(report) if self.report_filter is not None else report
 
 
 def tool_class(name: str, attributes: dict[str, Any]) -> type:
