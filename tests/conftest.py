@@ -129,6 +129,13 @@ class InProcessCli:
     the one-line error), so the exit status and stderr match the installed command's.
     Standard input is never a pipe here (as with ``stdin=DEVNULL`` in ``run_cli``); tests
     that pipe input, send signals or need a fresh interpreter keep the subprocess.
+
+    The first run that imports the model stack sets variables in ``os.environ`` for the
+    rest of the process (``local_brain/safe_import.py`` sets ``OFFLINE_ENVIRONMENT`` with
+    ``setdefault``; litellm's tokenizer module sets ``TIKTOKEN_CACHE_DIR``). The installed
+    command keeps them for its whole life, so each in-process run gets back what earlier
+    runs left (``_PROCESS_ENVIRONMENT``), but they are taken out of ``os.environ`` after
+    every run: commands the tests spawn must set them themselves, as they would for a user.
     """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,20 +159,42 @@ class InProcessCli:
         with self._monkeypatch.context() as patch:
             if cwd is not None:
                 patch.chdir(cwd)
-            with runner.isolation(env=overrides) as (stdout, stderr, _):
-                try:
-                    main(list(args))
-                except SystemExit as done:
-                    code = done.code
-                    returncode = int(code) if isinstance(code, int) else (0 if code is None else 1)
-                else:  # main always exits; reaching here would be a bug in the fixture
-                    raise AssertionError("local_brain.cli.main returned without exiting")
+            for name, value in _PROCESS_ENVIRONMENT.items():
+                if name not in overrides:
+                    patch.setenv(name, value)
+            before = dict(os.environ)
+            try:
+                with runner.isolation(env=overrides) as (stdout, stderr, _):
+                    try:
+                        main(list(args))
+                    except SystemExit as done:
+                        code = done.code
+                        returncode = (
+                            int(code) if isinstance(code, int) else (0 if code is None else 1)
+                        )
+                    else:  # main always exits; reaching here would be a bug in the fixture
+                        raise AssertionError("local_brain.cli.main returned without exiting")
+            finally:
+                _take_back_environment(before)
         return CliResult(
             args=args,
             returncode=returncode,
             stdout=stdout.getvalue().decode("utf-8", "replace"),
             stderr=stderr.getvalue().decode("utf-8", "replace"),
         )
+
+
+# Variables in-process runs added to os.environ (see InProcessCli): kept for later runs.
+_PROCESS_ENVIRONMENT: dict[str, str] = {}
+
+
+def _take_back_environment(before: dict[str, str]) -> None:
+    """Remove (and remember) what a run added to os.environ; undo what it changed."""
+    for name in set(os.environ) - set(before):
+        _PROCESS_ENVIRONMENT[name] = os.environ.pop(name)
+    for name, value in before.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""End to end: the installed `local-brain` against the scripted model server over HTTP.
+"""End to end: `local-brain` against the scripted model server over HTTP.
+
+Most runs go through the CLI entry point in this process (the ``cli`` fixture); the few
+whose point is the process boundary (piped stdin, a fresh interpreter's imports) spawn the
+installed command with ``run_cli``.
 
 litellm and smolagents run for real; tools run on real temporary git repositories. The
 scripted model finds facts only by calling tools: its final answer is built from the
@@ -15,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import InProcessCli
 from tests.fakes.model_server import Fault, ModelServer, RecordedRequest, closed_port_url
-
-pytestmark = pytest.mark.slow  # each test spawns the installed command
 
 LOCAL_BRAIN = str(Path(sys.executable).with_name("local-brain"))
 
@@ -63,15 +66,15 @@ def answer_with_observation(request: RecordedRequest) -> str:
 
 
 def test_answer_carries_facts_found_by_search(
-    model_server: ModelServer, billing_repo: Path
+    cli: InProcessCli, model_server: ModelServer, billing_repo: Path
 ) -> None:
     model_server.script(
         "qwen2.5:3b", [code('print(search_code(pattern="compute_total_cents_q7"))')]
     )
     model_server.responder = answer_with_observation
 
-    result = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Where are totals computed?",
-                     server=model_server)  # fmt: skip
+    result = cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Where are totals computed?",
+                 server=model_server)  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     assert "src/billing/invoice.py:17:" in result.stdout
@@ -83,7 +86,9 @@ def test_answer_carries_facts_found_by_search(
     assert "\x1b[" not in result.stdout  # no ANSI escapes when piped
 
 
-def test_answer_carries_git_and_file_facts(model_server: ModelServer, make_repo) -> None:
+def test_answer_carries_git_and_file_facts(
+    cli: InProcessCli, model_server: ModelServer, make_repo
+) -> None:
     repo = make_repo(
         {"notes/plan.txt": "launch code: ORANGE-LANTERN\n"},
         commits=[("Add quarterly plan kiwi-33", {"notes/q3.txt": "q3\n"})],
@@ -94,7 +99,7 @@ def test_answer_carries_git_and_file_facts(model_server: ModelServer, make_repo)
     )
     model_server.responder = answer_with_observation
 
-    result = run_cli("-m", "qwen3:30b", "--root", str(repo), "What happened?", server=model_server)
+    result = cli("-m", "qwen3:30b", "--root", str(repo), "What happened?", server=model_server)
 
     assert result.returncode == 0, result.stderr
     assert "Add quarterly plan kiwi-33" in result.stdout
@@ -102,7 +107,7 @@ def test_answer_carries_git_and_file_facts(model_server: ModelServer, make_repo)
 
 
 def test_secrets_never_reach_the_model_or_stdout(
-    model_server: ModelServer, billing_repo: Path
+    cli: InProcessCli, model_server: ModelServer, billing_repo: Path
 ) -> None:
     attempts = "\n".join(
         [
@@ -117,8 +122,8 @@ def test_secrets_never_reach_the_model_or_stdout(
     model_server.script(None, [code(attempts)])
     model_server.responder = answer_with_observation
 
-    result = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Show me the keys",
-                     server=model_server)  # fmt: skip
+    result = cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Show me the keys",
+                 server=model_server)  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     assert "may hold secrets" in result.stdout  # the refusal reached the model and the answer
@@ -127,11 +132,11 @@ def test_secrets_never_reach_the_model_or_stdout(
     assert "SECRET_4242" not in result.stdout + result.stderr
 
 
-def test_json_output(model_server: ModelServer, billing_repo: Path) -> None:
+def test_json_output(cli: InProcessCli, model_server: ModelServer, billing_repo: Path) -> None:
     model_server.script(None, [code('final_answer("Totals live in src/billing/invoice.py")')])
 
-    result = run_cli("--json", "-m", "qwen2.5:3b", "--root", str(billing_repo), "Where?",
-                     server=model_server)  # fmt: skip
+    result = cli("--json", "-m", "qwen2.5:3b", "--root", str(billing_repo), "Where?",
+                 server=model_server)  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -146,19 +151,21 @@ def test_json_output(model_server: ModelServer, billing_repo: Path) -> None:
 
 
 def test_best_installed_model_is_chosen_when_none_is_named(
-    model_server: ModelServer, billing_repo: Path
+    cli: InProcessCli, model_server: ModelServer, billing_repo: Path
 ) -> None:
     model_server.script(None, [code('final_answer("ok")')])
 
-    result = run_cli("--root", str(billing_repo), "Hi?", server=model_server)
+    result = cli("--root", str(billing_repo), "Hi?", server=model_server)
 
     assert result.returncode == 0, result.stderr
     assert [request.model for request in model_server.chat_requests()] == ["qwen2.5-coder:7b"]
 
 
+@pytest.mark.slow  # spawns the installed command
 def test_prompt_from_stdin_and_piped_context(model_server: ModelServer, billing_repo: Path) -> None:
     model_server.script(None, [code('final_answer("reviewed")'), code('final_answer("asked")')])
 
+    # Subprocess: stdin must be a real pipe (the CLI checks S_ISFIFO on fd 0).
     reviewed = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "review this diff",
                        server=model_server, stdin="+added line PINEAPPLE\n")  # fmt: skip
     asked = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), server=model_server,
@@ -172,11 +179,13 @@ def test_prompt_from_stdin_and_piped_context(model_server: ModelServer, billing_
     assert "question from a pipe MANGO" in json.dumps(second.messages)
 
 
-def test_step_limit_exits_1(model_server: ModelServer, billing_repo: Path) -> None:
+def test_step_limit_exits_1(
+    cli: InProcessCli, model_server: ModelServer, billing_repo: Path
+) -> None:
     model_server.script(None, [code('print("still looking")')] * 3)
 
-    result = run_cli("-m", "qwen2.5:3b", "--max-steps", "2", "--root", str(billing_repo), "Q?",
-                     server=model_server)  # fmt: skip
+    result = cli("-m", "qwen2.5:3b", "--max-steps", "2", "--root", str(billing_repo), "Q?",
+                 server=model_server)  # fmt: skip
 
     assert result.returncode == 1
     assert result.stdout == ""
@@ -186,9 +195,9 @@ def test_step_limit_exits_1(model_server: ModelServer, billing_repo: Path) -> No
 
 
 def test_missing_model_exits_3_with_pull_hint(
-    model_server: ModelServer, billing_repo: Path
+    cli: InProcessCli, model_server: ModelServer, billing_repo: Path
 ) -> None:
-    result = run_cli("-m", "nosuch:7b", "--root", str(billing_repo), "Q?", server=model_server)
+    result = cli("-m", "nosuch:7b", "--root", str(billing_repo), "Q?", server=model_server)
 
     assert result.returncode == 3
     assert "ollama pull nosuch:7b" in result.stderr
@@ -196,11 +205,11 @@ def test_missing_model_exits_3_with_pull_hint(
     assert len(result.stderr.strip().splitlines()) <= 2
 
 
-def test_unreachable_server_exits_3(billing_repo: Path) -> None:
+def test_unreachable_server_exits_3(cli: InProcessCli, billing_repo: Path) -> None:
     dead = closed_port_url()
-    named = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Q?",
-                    env={"OLLAMA_API_BASE": dead})  # fmt: skip
-    unnamed = run_cli("--root", str(billing_repo), "Q?", env={"OLLAMA_API_BASE": dead})
+    named = cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Q?",
+                env={"OLLAMA_API_BASE": dead})  # fmt: skip
+    unnamed = cli("--root", str(billing_repo), "Q?", env={"OLLAMA_API_BASE": dead})
 
     for result in (named, unnamed):
         assert result.returncode == 3, result.stderr
@@ -208,15 +217,18 @@ def test_unreachable_server_exits_3(billing_repo: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
-def test_server_error_exits_3(model_server: ModelServer, billing_repo: Path) -> None:
+def test_server_error_exits_3(
+    cli: InProcessCli, model_server: ModelServer, billing_repo: Path
+) -> None:
     model_server.script(None, [Fault.status(500, "boom")] * 4)
 
-    result = run_cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Q?", server=model_server)
+    result = cli("-m", "qwen2.5:3b", "--root", str(billing_repo), "Q?", server=model_server)
 
     assert result.returncode == 3
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # spawns the installed command
 def test_repo_dotenv_does_not_steer_requests(model_server: ModelServer, make_repo) -> None:
     """A .env in the explored repo must not change where requests go (design pitfall 11)."""
     trap = closed_port_url()
@@ -229,6 +241,7 @@ def test_repo_dotenv_does_not_steer_requests(model_server: ModelServer, make_rep
     )
     model_server.script(None, [code('final_answer("safe")')])
 
+    # Subprocess: litellm/smolagents read a .env only when first imported, once per process.
     result = run_cli("-m", "qwen2.5:3b", "Q?", server=model_server, cwd=repo)
 
     assert result.returncode == 0, result.stderr
@@ -236,6 +249,7 @@ def test_repo_dotenv_does_not_steer_requests(model_server: ModelServer, make_rep
     assert len(model_server.chat_requests()) == 1
 
 
+@pytest.mark.slow  # spawns the command
 def test_help_and_tool_commands_do_not_import_litellm(billing_repo: Path) -> None:
     completion = {"COMP_WORDS": "local-brain do", "COMP_CWORD": "1",
                   "_LOCAL_BRAIN_COMPLETE": "bash_complete"}  # fmt: skip
@@ -249,6 +263,7 @@ def test_help_and_tool_commands_do_not_import_litellm(billing_repo: Path) -> Non
         ([], completion),
     ]
     for args, env in cases:
+        # Subprocess: what a fresh interpreter imports (this one has litellm loaded already).
         result = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "local_brain", *args],
             cwd=billing_repo,

@@ -24,29 +24,31 @@ def assert_one_clear_error(stderr: str) -> None:
     assert len(errors) == 1, stderr
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "fault",
     [Fault.garbage(), Fault.truncated(), Fault.disconnect()],
     ids=["garbage", "truncated", "disconnect"],
 )
-def test_broken_responses_exit_3(model_server: ModelServer, make_repo, fault: Fault) -> None:
+def test_broken_responses_exit_3(
+    cli: InProcessCli, model_server: ModelServer, make_repo, fault: Fault
+) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(None, [fault] * 6)
 
-    result = run_cli("-m", "qwen2.5:3b", "--root", str(repo), "Q?", server=model_server)
+    result = cli("-m", "qwen2.5:3b", "--root", str(repo), "Q?", server=model_server)
 
     assert result.returncode == 3, result.stderr
     assert_one_clear_error(result.stderr)
 
 
-@pytest.mark.slow
-def test_step_limit_reports_partial_usage(model_server: ModelServer, make_repo) -> None:
+def test_step_limit_reports_partial_usage(
+    cli: InProcessCli, model_server: ModelServer, make_repo
+) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(None, ["I believe the answer is in a.py."] * 3)  # never writes code
 
-    result = run_cli("-m", "qwen2.5:3b", "--max-steps", "3", "--json", "--root", str(repo), "Q?",
-                     server=model_server)  # fmt: skip
+    result = cli("-m", "qwen2.5:3b", "--max-steps", "3", "--json", "--root", str(repo), "Q?",
+                 server=model_server)  # fmt: skip
 
     assert result.returncode == 1
     assert_one_clear_error(result.stderr)
@@ -62,6 +64,7 @@ def test_step_limit_reports_partial_usage(model_server: ModelServer, make_repo) 
 def test_ctrl_c_exits_130(model_server: ModelServer, make_repo) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(None, [Fault.hang(60)])
+    # Subprocess: SIGINT to a real process, and the exit status its handler leaves behind.
     process = subprocess.Popen(
         [LOCAL_BRAIN, "-m", "qwen2.5:3b", "--root", str(repo), "Q?"],
         env={**os.environ, "OLLAMA_API_BASE": model_server.url},
@@ -97,6 +100,7 @@ def test_many_runs_at_once(model_server: ModelServer, make_repo) -> None:
     repo = make_repo({"src/app.py": "def handler_z3():\n    pass\n"})
     model_server.responder = lambda request: code('final_answer(search_code(pattern="handler_z3"))')
 
+    # Subprocess: concurrent runs; in-process runs would share sys.stdout and litellm globals.
     def one_run(_: int) -> subprocess.CompletedProcess[str]:
         return run_cli("-m", "qwen2.5:3b", "--root", str(repo), "Q?", server=model_server)
 
@@ -133,6 +137,7 @@ def test_huge_files_are_read_with_bounded_memory(make_repo) -> None:
         ["list_directory"],
     ]
     for call in calls:
+        # Subprocess: peak memory (ru_maxrss) is measured per process.
         completed = subprocess.run(
             [sys.executable, "-c", PEAK_MEMORY, LOCAL_BRAIN, "tool", *call, "--root", str(repo)],
             capture_output=True, text=True, check=True,

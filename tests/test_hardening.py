@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import InProcessCli
 from tests.fakes.model_server import Fault, ModelServer
 from tests.test_e2e import code, run_cli
-
-pytestmark = pytest.mark.slow  # every test runs the installed command
 
 SECRET = "sk-live-HUNTER2-credential"
 
 
+@pytest.mark.slow  # spawns the installed command
 def test_attack_steps_fail_and_leak_nothing(model_server: ModelServer, make_repo, tmp_path) -> None:
     marker = tmp_path / "pwned"
     repo = make_repo({"a.py": "x = 1\n", ".env": f"TOKEN={SECRET}\n"})
@@ -31,6 +31,7 @@ def test_attack_steps_fail_and_leak_nothing(model_server: ModelServer, make_repo
     ]
     model_server.script(None, [code(attack) for attack in attacks] + [code('final_answer("done")')])
 
+    # Subprocess: a sandbox attack, delivered through the installed command as users run it.
     result = run_cli("-m", "qwen2.5:3b", "--root", str(repo), "Q?", server=model_server,
                      env={"MY_API_KEY": SECRET})  # fmt: skip
 
@@ -45,15 +46,17 @@ def test_attack_steps_fail_and_leak_nothing(model_server: ModelServer, make_repo
     assert "outside the repository root" in observations[4]
 
 
-def test_endless_loop_is_stopped_by_step_timeout(model_server: ModelServer, make_repo) -> None:
+def test_endless_loop_is_stopped_by_step_timeout(
+    cli: InProcessCli, model_server: ModelServer, make_repo
+) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(
         None,
         [code("import time\nwhile True:\n    time.sleep(0.5)"), code('final_answer("recovered")')],
     )
 
-    result = run_cli("-m", "qwen2.5:3b", "--step-timeout", "2", "--root", str(repo), "Q?",
-                     server=model_server)  # fmt: skip
+    result = cli("-m", "qwen2.5:3b", "--step-timeout", "2", "--root", str(repo), "Q?",
+                 server=model_server)  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "recovered"
@@ -61,7 +64,9 @@ def test_endless_loop_is_stopped_by_step_timeout(model_server: ModelServer, make
     assert "step timeout (2 s)" in second
 
 
-def test_repository_is_not_modified(model_server: ModelServer, make_repo, tmp_path: Path) -> None:
+def test_repository_is_not_modified(
+    cli: InProcessCli, model_server: ModelServer, make_repo, tmp_path: Path
+) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(
         None,
@@ -70,8 +75,8 @@ def test_repository_is_not_modified(model_server: ModelServer, make_repo, tmp_pa
     )  # fmt: skip
     transcript = tmp_path / "t.jsonl"
 
-    result = run_cli("-m", "qwen2.5:3b", "--root", str(repo), "--transcript", str(transcript),
-                     "Q?", server=model_server)  # fmt: skip
+    result = cli("-m", "qwen2.5:3b", "--root", str(repo), "--transcript", str(transcript),
+                 "Q?", server=model_server)  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     last = json.loads(transcript.read_text().splitlines()[-1])
@@ -95,6 +100,7 @@ main()
 """
 
 
+@pytest.mark.slow  # spawns the installed command
 def test_only_the_model_endpoint_is_contacted(
     model_server: ModelServer, make_repo, tmp_path
 ) -> None:
@@ -108,6 +114,7 @@ def test_only_the_model_endpoint_is_contacted(
     model_server.script("qwen2.5:3b", [code('final_answer(search_code(pattern="x"))')])
     log = tmp_path / "network.json"
 
+    # Subprocess: an audit hook cannot be removed, and must see a fresh interpreter's imports.
     completed = subprocess.run(
         [sys.executable, "-c", NETWORK_AUDIT, str(log), "--manager", "qwen3:30b",
          "--worker", "qwen2.5:3b", "Q?"],
@@ -125,6 +132,7 @@ def test_only_the_model_endpoint_is_contacted(
             assert target in ("127.0.0.1", "localhost"), contacts
 
 
+@pytest.mark.slow  # spawns the installed command
 def test_every_attack_fails_when_the_model_sends_it(model_server: ModelServer, make_repo) -> None:
     """The sandbox suite's attacks, delivered as model replies through the real agent loop."""
     from tests.test_sandbox import ATTACKS
@@ -135,6 +143,7 @@ def test_every_attack_fails_when_the_model_sends_it(model_server: ModelServer, m
     attacks = [attack.replace("echo", "read_file") for attack in ATTACKS.values()]
     model_server.script(None, [code(attack) for attack in attacks] + [code('final_answer("ok")')])
 
+    # Subprocess: a sandbox attack, delivered through the installed command as users run it.
     result = run_cli("-m", "qwen2.5:3b", "--max-steps", str(len(attacks) + 1), "--root",
                      str(repo), "Q?", server=model_server)  # fmt: skip
 
@@ -147,7 +156,7 @@ def test_every_attack_fails_when_the_model_sends_it(model_server: ModelServer, m
         assert "environ" not in observation.lower() or "not allowed" in observation
 
 
-def test_team_mode_faults(model_server: ModelServer, make_repo) -> None:
+def test_team_mode_faults(cli: InProcessCli, model_server: ModelServer, make_repo) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     # The helper's model is down: the helper reports a failure, the manager still answers.
     model_server.script("qwen3:30b", [code('print(code_search(task="x"))')])
@@ -155,8 +164,8 @@ def test_team_mode_faults(model_server: ModelServer, make_repo) -> None:
     model_server.responder = lambda request: code(
         f"final_answer({request.last_text.split('Execution logs:')[-1].strip()[:200]!r})"
     )
-    helper_down = run_cli("--manager", "qwen3:30b", "--worker", "qwen2.5:3b", "--root", str(repo),
-                          "Q?", server=model_server)  # fmt: skip
+    helper_down = cli("--manager", "qwen3:30b", "--worker", "qwen2.5:3b", "--root", str(repo),
+                      "Q?", server=model_server)  # fmt: skip
 
     assert helper_down.returncode == 0, helper_down.stderr
     assert "code_search FAILED" in helper_down.stdout
@@ -165,17 +174,19 @@ def test_team_mode_faults(model_server: ModelServer, make_repo) -> None:
     model_server.clear_script()
     model_server.responder = None
     model_server.script("qwen3:30b", [Fault.status(500, "boom")] * 4)
-    manager_down = run_cli("--manager", "qwen3:30b", "--worker", "qwen2.5:3b", "--root",
-                           str(repo), "Q?", server=model_server)  # fmt: skip
+    manager_down = cli("--manager", "qwen3:30b", "--worker", "qwen2.5:3b", "--root",
+                       str(repo), "Q?", server=model_server)  # fmt: skip
     assert manager_down.returncode == 3
     assert "Traceback" not in manager_down.stderr
 
 
-def test_very_long_prompt_is_cut_with_a_notice(model_server: ModelServer, make_repo) -> None:
+def test_very_long_prompt_is_cut_with_a_notice(
+    cli: InProcessCli, model_server: ModelServer, make_repo
+) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(None, [code('final_answer("ok")')])
 
-    result = run_cli("-m", "qwen2.5:3b", "--root", str(repo), "why? " * 20_000, server=model_server)
+    result = cli("-m", "qwen2.5:3b", "--root", str(repo), "why? " * 20_000, server=model_server)
 
     assert result.returncode == 0, result.stderr
     assert "prompt was cut" in result.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from local_brain.parsing import NO_CODE_MESSAGE, normalize_reply
+from tests.conftest import InProcessCli
 from tests.fakes.model_server import ModelServer
-from tests.test_e2e import run_cli
 
 
 @pytest.mark.parametrize(
@@ -41,8 +41,9 @@ def test_other_languages_are_left_alone() -> None:
     assert "```bash\nrm -rf /\n```" in normalized and "```python\nprint(5)\n```" in normalized
 
 
-@pytest.mark.slow
-def test_sloppy_replies_work_end_to_end(model_server: ModelServer, make_repo) -> None:
+def test_sloppy_replies_work_end_to_end(
+    cli: InProcessCli, model_server: ModelServer, make_repo
+) -> None:
     repo = make_repo({"src/app.py": "def main_k7():\n    pass\n"})
     model_server.script(
         None,
@@ -55,7 +56,7 @@ def test_sloppy_replies_work_end_to_end(model_server: ModelServer, make_repo) ->
         ],
     )
 
-    result = run_cli("-m", "qwen2.5:3b", "--root", str(repo), "Q?", server=model_server)
+    result = cli("-m", "qwen2.5:3b", "--root", str(repo), "Q?", server=model_server)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "main_k7 is defined in src/app.py:1"

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from local_brain.config import load_settings, read_config_file
+from tests.conftest import InProcessCli
 from tests.fakes.model_server import ModelServer, closed_port_url
 from tests.test_e2e import answer_with_observation, code, run_cli
 
@@ -160,9 +161,9 @@ def test_example_config_loads() -> None:
     assert cloud and cloud[0]["litellm_params"]["api_key"] is None  # GROQ_API_KEY unset
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # spawns the installed litellm proxy and local-brain
 def test_same_config_serves_local_brain_through_a_litellm_proxy(
-    proxy: Proxy, model_server: ModelServer, make_repo
+    cli: InProcessCli, proxy: Proxy, model_server: ModelServer, make_repo
 ) -> None:
     """local-brain -> LiteLLM Proxy (example config) -> Ollama; then the same file directly."""
     repo = make_repo(
@@ -175,9 +176,9 @@ def test_same_config_serves_local_brain_through_a_litellm_proxy(
 
     # Through the proxy. OLLAMA_API_BASE is left unset: the scripted server is reachable
     # for local-brain only through the proxy.
-    via_proxy = run_cli("-m", "litellm_proxy/worker", "--api-base", proxy.url,
-                        "--root", str(repo), question,
-                        env={"LITELLM_PROXY_API_KEY": MASTER_KEY})  # fmt: skip
+    via_proxy = cli("-m", "litellm_proxy/worker", "--api-base", proxy.url,
+                    "--root", str(repo), question,
+                    env={"LITELLM_PROXY_API_KEY": MASTER_KEY})  # fmt: skip
 
     assert via_proxy.returncode == 0, f"{via_proxy.stderr}\nproxy log:\n{tail(proxy.log)}"
     assert "src/billing/invoice.py:5:" in via_proxy.stdout
@@ -191,6 +192,8 @@ def test_same_config_serves_local_brain_through_a_litellm_proxy(
     # The very same file, read by local-brain itself (no proxy).
     model_server.clear_requests()
     model_server.script("qwen2.5:3b", [find])
+    # Subprocess: this file's litellm_settings (drop_params) would stay set on litellm's module
+    # for every later in-process run (local_brain/models/routing.py never restores them).
     direct = run_cli("--config", str(proxy.config), "-m", "worker", "--root", str(repo), question)
 
     assert direct.returncode == 0, direct.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import InProcessCli
 from tests.fakes.model_server import ModelServer, RecordedRequest
-from tests.test_e2e import code, last_observation, run_cli
+from tests.test_e2e import code, last_observation
 
 MANAGER = "qwen3:30b"
 WORKER = "qwen2.5:3b"
@@ -56,9 +56,8 @@ def repo(make_repo) -> Path:
     )
 
 
-@pytest.mark.slow
 def test_manager_delegates_and_facts_reach_the_answer(
-    model_server: ModelServer, repo: Path
+    cli: InProcessCli, model_server: ModelServer, repo: Path
 ) -> None:
     model_server.script(
         MANAGER,
@@ -81,7 +80,7 @@ def test_manager_delegates_and_facts_reach_the_answer(
     )
     model_server.responder = finish_with_observation
 
-    result = run_cli(
+    result = cli(
         "--manager", MANAGER, "--worker", WORKER, "--root", str(repo), "-v",
         "Where is auth and what changed?", server=model_server,
     )  # fmt: skip
@@ -113,9 +112,8 @@ def test_manager_delegates_and_facts_reach_the_answer(
     assert "    [git_ops] step 1" in result.stderr
 
 
-@pytest.mark.slow
 def test_helper_step_limit_is_reported_as_failure(
-    model_server: ModelServer, repo: Path, tmp_path: Path
+    cli: InProcessCli, model_server: ModelServer, repo: Path, tmp_path: Path
 ) -> None:
     config = tmp_path / "team.yaml"
     config.write_text("local_brain:\n  agents:\n    code_search: {max_steps: 2}\n")
@@ -123,7 +121,7 @@ def test_helper_step_limit_is_reported_as_failure(
     model_server.script(WORKER, [code('print("still searching")')] * 2)
     model_server.responder = finish_with_observation
 
-    result = run_cli(
+    result = cli(
         "--config", str(config), "--manager", MANAGER, "--worker", WORKER, "--root", str(repo),
         "Where is login?", server=model_server,
     )  # fmt: skip
@@ -136,9 +134,8 @@ def test_helper_step_limit_is_reported_as_failure(
     assert "still searching" not in report
 
 
-@pytest.mark.slow
 def test_per_helper_model_from_config(
-    model_server: ModelServer, repo: Path, tmp_path: Path
+    cli: InProcessCli, model_server: ModelServer, repo: Path, tmp_path: Path
 ) -> None:
     config = tmp_path / "team.yaml"
     config.write_text(
@@ -153,7 +150,7 @@ def test_per_helper_model_from_config(
     model_server.script(WORKER, [code('final_answer(search_code(pattern="verify_token_x9"))')])
     model_server.responder = finish_with_observation
 
-    result = run_cli(
+    result = cli(
         "--multi-agent", "--config", str(config), "--root", str(repo), "--json", "Q?",
         server=model_server,
     )  # fmt: skip
