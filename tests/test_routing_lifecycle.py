@@ -133,3 +133,29 @@ def test_a_routing_that_cannot_start_leaves_nothing_behind(
 
     assert litellm_state() == before
     assert "local_brain_test_hook" not in litellm.callbacks
+
+
+def test_litellm_settings_are_given_back_when_the_run_ends(
+    model_server: ModelServer, tmp_path: Path
+) -> None:
+    litellm = model_stack()
+    before = (litellm.drop_params, litellm.request_timeout)
+    config = tmp_path / "settings.yaml"
+    config.write_text(
+        f"""
+model_list:
+  - model_name: local
+    litellm_params: {{model: ollama_chat/qwen2.5:3b, api_base: "{model_server.url}"}}
+litellm_settings: {{drop_params: true, request_timeout: 42}}
+"""
+    )
+    settings = load_settings(str(config), environ={"HOME": str(tmp_path)})
+
+    with Routing(settings, ["local"]) as outer:
+        assert (litellm.drop_params, litellm.request_timeout) == (True, 42)
+        with Routing(settings, ["local"]):  # a second run at the same time (mcp)
+            pass
+        assert litellm.drop_params is True  # still held by the run going on
+        assert outer.router is not None
+
+    assert (litellm.drop_params, litellm.request_timeout) == before

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from local_brain.errors import AgentFailed, ConfigError, one_line
+from local_brain.errors import ConfigError, RunawayOutput, one_line
 from local_brain.events import ModelCallFinished, ModelCallStarted, ReplyCut
 from local_brain.figures import ServerFigures, parse_figures
 from local_brain.models.names import is_ollama
@@ -53,7 +53,7 @@ class RawResponseTap(CustomLogger):
     """Keeps each answer's raw JSON (litellm reads only a few of its fields) until the
     routed model that asked picks it up by litellm's call id. litellm calls this hook in the
     requesting thread, before the completion returns. It sits in litellm's global
-    ``input_callback`` list while some Routing uses it (see ``routing._SharedCallbacks``)."""
+    ``input_callback`` list while some Routing uses it (see ``litellm_globals.SharedCallbacks``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -160,7 +160,7 @@ class RoutedModel(smolagents.LiteLLMRouterModel):
         self.cuts_in_a_row += 1
         self.routing.announce_cut(ReplyCut(self.agent_name, self.model_id, cap))
         if self.cuts_in_a_row >= MAX_CUTS_IN_A_ROW:
-            raise AgentFailed(
+            raise RunawayOutput(
                 f"model {self.model_id} wrote until its {cap}-token output cap "
                 f"{self.cuts_in_a_row} times in a row",
                 hint="use an instruction-tuned (chat) model, or raise "

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import sys
 import threading
-from collections import Counter
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -33,6 +32,7 @@ from local_brain.models.context import (
     resolve_windows,
 )
 from local_brain.models.failures import CONNECTION_HINT, is_connection_error
+from local_brain.models.litellm_globals import shared_callbacks, shared_settings
 from local_brain.models.names import deployments_for, is_ollama, with_ollama_defaults
 from local_brain.usage import UsageLedger
 from local_brain.window import looks_truncated
@@ -80,6 +80,7 @@ class Routing:
         self._cut: set[str] = set()
         self._lock = threading.Lock()
         self._callbacks: list[tuple[str, Any]] = []  # configured callbacks this run attached
+        self._settings: list[str] = []  # litellm module settings this run holds
         self.router: Any = None
         self.failure_logger = RouteFailureLogger(self)  # handed to litellm with each request
 
@@ -95,7 +96,7 @@ class Routing:
         _register_local_models(litellm, model_list)
         router_settings = {"cooldown_time": COOLDOWN_S, **settings.router_settings}
         try:
-            _shared_callbacks.acquire(litellm, [("input_callback", RAW_RESPONSES)])
+            shared_callbacks.acquire(litellm, [("input_callback", RAW_RESPONSES)])
             self._callbacks.append(("input_callback", RAW_RESPONSES))
             self._apply_litellm_settings(settings.litellm_settings)
             self.router = litellm.Router(model_list=model_list, **router_settings)
@@ -114,12 +115,15 @@ class Routing:
 
     def close(self) -> None:
         """Take back what this run registered with litellm: the Router's own callbacks and
-        its entry in litellm's list of live Routers, and the configured callbacks. Safe to
-        call more than once."""
+        its entry in litellm's list of live Routers, the configured callbacks, and the
+        module settings ``litellm_settings`` changed. Safe to call more than once."""
         if self.router is not None:
             self.router.discard()
         callbacks, self._callbacks = self._callbacks, []
-        _shared_callbacks.release(self._litellm, callbacks)
+        shared_callbacks.release(self._litellm, callbacks)
+        settings, self._settings = self._settings, []
+        for key in settings:
+            shared_settings.release(self._litellm, key)
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -130,10 +134,11 @@ class Routing:
             if key in CALLBACK_SETTINGS:
                 wanted = value if isinstance(value, list) else [value]
                 usable = [(key, name) for name in wanted if _callback_available(name)]
-                _shared_callbacks.acquire(self._litellm, usable)
+                shared_callbacks.acquire(self._litellm, usable)
                 self._callbacks += usable
             else:
-                setattr(self._litellm, key, value)
+                shared_settings.acquire(self._litellm, key, value)
+                self._settings.append(key)
 
     def _cool_down_refused_endpoints(self, refused: set[str]) -> None:
         for deployment in self.router.model_list:
@@ -277,37 +282,6 @@ class Routing:
             agent_name=agent,
             reply_filter=reply_filter,
         )
-
-
-class _SharedCallbacks:
-    """Callbacks named in ``litellm_settings``, in litellm's global lists while at least one
-    Routing uses them: attached by the first, detached by the last, never twice."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users: Counter[tuple[str, str]] = Counter()
-
-    def acquire(self, litellm: ModuleType, callbacks: list[tuple[str, Any]]) -> None:
-        with self._lock:
-            for key, callback in callbacks:
-                if self._users[(key, str(callback))] == 0:
-                    setattr(litellm, key, [*(getattr(litellm, key, None) or []), callback])
-                self._users[(key, str(callback))] += 1
-
-    def release(self, litellm: ModuleType, callbacks: list[tuple[str, Any]]) -> None:
-        with self._lock:
-            for key, callback in callbacks:
-                self._users[(key, str(callback))] -= 1
-                if self._users[(key, str(callback))] > 0:
-                    continue
-                del self._users[(key, str(callback))]
-                current = list(getattr(litellm, key, None) or [])
-                if callback in current:
-                    current.remove(callback)
-                    setattr(litellm, key, current)
-
-
-_shared_callbacks = _SharedCallbacks()
 
 
 def _callback_available(name: Any) -> bool:
