@@ -54,6 +54,14 @@ class AgentFailed(LocalBrainError):
     exit_status = ExitStatus.AGENT_FAILED
 
 
+class StepLimitExceeded(AgentFailed):
+    """No final answer within the agent's step limit."""
+
+
+class RunawayOutput(AgentFailed):
+    """The model kept writing until its output cap."""
+
+
 class ToolError(Exception):
     """A tool could not do what was asked; the message is shown to the model as the result."""
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local_brain.citations import Citation, Evidence, check_answer
-from local_brain.errors import AgentFailed, LocalBrainError, one_line
+from local_brain.errors import AgentFailed, LocalBrainError, StepLimitExceeded, one_line
 from local_brain.events import CitationsChecked, Delegated, EventSink, FallbackNotice, StepFinished
 from local_brain.parsing import normalize_reply
 from local_brain.plan import RunPlan
@@ -94,7 +94,7 @@ def run(
             if run_result.state != "success" or isinstance(
                 run_result.output, smol.StepLimitReached
             ):
-                raise AgentFailed(
+                raise StepLimitExceeded(
                     f"no answer after {plan.lead.max_steps} steps (step limit reached)",
                     hint="raise --max-steps, ask a narrower question, or try a stronger model",
                 )
