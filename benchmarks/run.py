@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.evaluation import evaluation_report
 from benchmarks.serving import serving_table
 from tests.fakes.model_server import ModelServer
 
@@ -245,9 +246,13 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=Path(sysconfig.get_path("purelib")))
     parser.add_argument("--pattern", default="def ")
     parser.add_argument("--serving-only", action="store_true", help="only the loads table")
+    parser.add_argument("--eval-only", action="store_true", help="only the eval table")
     options = parser.parse_args()
     if options.serving_only:
         print(serving_table())
+        return
+    if options.eval_only:
+        print_evaluation()
         return
 
     rows = startup_rows(options.runs)
@@ -266,6 +271,19 @@ def main() -> None:
     print("the scripted Ollama scheduler; before = the previous release's window rules:")
     print()
     print(serving_table())
+    print()
+    print_evaluation()
+
+
+def print_evaluation() -> None:
+    table, seconds = evaluation_report()
+    print("`local-brain eval` over three scripted models (exact, inventing, unusable):")
+    print()
+    print("```")
+    print(table)
+    print("```")
+    print()
+    print(f"3 models x 3 roles x 4 questions in {seconds:.1f} s against the scripted server.")
 
 
 if __name__ == "__main__":

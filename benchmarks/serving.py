@@ -22,7 +22,7 @@ from tests.fakes.model_server import ModelServer
 MODEL = "qwen2.5:3b"
 
 # The previous release's window rules, patched into a run (see the module docstring).
-BEFORE = '''
+BEFORE = """
 import sys
 from local_brain.models import routed
 from local_brain import window
@@ -61,7 +61,7 @@ routed.Compactor = NoCompaction
 routed.RoutedModel.generate = generate
 from local_brain.cli import main
 main(sys.argv[1:])
-'''
+"""
 
 AFTER = "import sys\nfrom local_brain.cli import main\nmain(sys.argv[1:])\n"
 
@@ -113,7 +113,9 @@ def serving_table() -> str:
             (repo / f"part{n}.txt").write_text(text)
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
         for name, (flags, script) in _scenarios(server).items():
-            figures = [_measure(server, flags, script, program, repo) for program in (BEFORE, AFTER)]
+            figures = [
+                _measure(server, flags, script, program, repo) for program in (BEFORE, AFTER)
+            ]
             (loads_before, share_before), (loads_now, share_now) = figures
             lines.append(
                 f"| {name} | {loads_before} | {loads_now} | {share_before:.0%} | {share_now:.0%} |"

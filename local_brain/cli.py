@@ -1,6 +1,6 @@
 """The `local-brain` command: flags -> Settings, a RunSession, errors -> exit codes.
 
-The subcommands live in ``commands.py``. Kept light on imports: ``--help``, ``--version``,
+The subcommands live in ``commands.py`` (``eval`` in ``evaluation/command.py``). Kept light on imports: ``--help``, ``--version``,
 ``tools`` and ``tool`` never import litellm or smolagents.
 """
 
@@ -17,6 +17,7 @@ import click
 from local_brain import __version__
 from local_brain.commands import COMMANDS, choose_root, model_options, model_settings
 from local_brain.errors import ExitStatus, LocalBrainError, UsageError, internal_error_message
+from local_brain.evaluation.command import eval_command
 
 MAX_STDIN_CHARS = 100_000
 MAX_PROMPT_CHARS = 20_000
@@ -74,7 +75,7 @@ def cli() -> None:
     """
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, eval_command):
     cli.add_command(_command)
 
 

@@ -59,6 +59,7 @@ class StepFinished:
     duration_s: float
     input_tokens: int
     output_tokens: int
+    limit_reached: bool = False  # the marker step an agent adds at its step limit, no reply
 
 
 @dataclass(frozen=True)

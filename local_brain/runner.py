@@ -137,6 +137,8 @@ def _our_error_in(error: BaseException) -> LocalBrainError | None:
 
 
 def _step_event(agent_name: str, model_name: str, step: Any) -> StepFinished:
+    from local_brain import smol
+
     timing = getattr(step, "timing", None)
     tokens = step.token_usage
     return StepFinished(
@@ -146,6 +148,7 @@ def _step_event(agent_name: str, model_name: str, step: Any) -> StepFinished:
         code=getattr(step, "code_action", None),
         observations=getattr(step, "observations", None),
         error=str(step.error) if getattr(step, "error", None) else None,
+        limit_reached=smol.is_step_limit_marker(step),
         duration_s=(timing.duration or 0.0) if timing else 0.0,
         input_tokens=tokens.input_tokens,
         output_tokens=tokens.output_tokens,

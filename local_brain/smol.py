@@ -87,6 +87,11 @@ class ExplorerAgent(smolagents.CodeAgent):
         return self.report_filter(report) if self.report_filter is not None else report
 
 
+def is_step_limit_marker(step: Any) -> bool:
+    """Whether a memory step is the one an agent adds at its step limit (no model reply)."""
+    return isinstance(getattr(step, "error", None), AgentMaxStepsError)
+
+
 def tool_class(name: str, attributes: dict[str, Any]) -> type:
     """A smolagents Tool subclass for one repository tool (smolagents reads a tool's name,
     inputs and forward from its class)."""

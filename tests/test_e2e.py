@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import InProcessCli
 from tests.fakes.model_server import Fault, ModelServer, RecordedRequest, closed_port_url
+from tests.fakes.scripted_models import code, last_observation
 
 LOCAL_BRAIN = str(Path(sys.executable).with_name("local-brain"))
 
@@ -46,18 +47,6 @@ def run_cli(
         env=full_env,
         timeout=timeout,
     )
-
-
-def code(body: str) -> str:
-    return f"Thought: let me look.\n```python\n{body}\n```"
-
-
-def last_observation(request: RecordedRequest) -> str:
-    """The tool output local-brain sent back to the model in this request."""
-    text = request.last_text
-    marker = "Execution logs:"
-    text = text.split(marker, 1)[1] if marker in text else text
-    return text.split("Last output from code snippet:", 1)[0].strip()
 
 
 def answer_with_observation(request: RecordedRequest) -> str:

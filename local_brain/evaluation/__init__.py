@@ -1,0 +1,1 @@
+"""``local-brain eval``: repository-grounded questions whose answers are checked without a model."""

@@ -1,0 +1,119 @@
+"""`local-brain eval` over scripted models of known quality: one that answers exactly, one
+that answers at once with invented paths and lines, one that never writes usable output."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from local_brain.evaluation.questions import Question, generate_questions
+from local_brain.evaluation.scoring import contains_fact, score
+from local_brain.workspace import Workspace
+from tests.fakes.model_server import ModelServer
+from tests.fakes.scripted_models import BAD, GOOD, UNUSABLE, code, responder_for
+
+SEED = 7
+
+
+@pytest.fixture
+def repo(make_repo) -> Path:
+    return make_repo(
+        {
+            "pyproject.toml": '[project]\nname = "billing"\nversion = "2.7.1"\n',
+            "src/billing/invoice.py": "\n\ndef compute_total(items):\n    return sum(items)\n",
+            "src/billing/tax.py": "RATE = 7\n\n\ndef tax_rate():\n    return RATE\n",
+            "src/billing/models.py": "class InvoiceLine:\n    cents = 0\n",
+            ".env": "STRIPE_KEY=sk_live_abc\n",
+        },
+        commits=[
+            (
+                "Round tax down (kiwi-3)",
+                {"src/billing/tax.py": "RATE = 8\n\n\ndef tax_rate():\n    return RATE\n"},
+            )
+        ],
+    )
+
+
+def run_eval(cli, model_server: ModelServer, repo: Path, tmp_path: Path, *extra: str):
+    questions = generate_questions(Workspace(repo), 3, SEED).questions
+    model_server.responder = responder_for(questions)
+    config = tmp_path / "limits.yaml"  # the good model plays the other role of each team
+    config.write_text(f"local_brain: {{max_steps: 3, manager: '{GOOD}', worker: '{GOOD}'}}\n")
+    return cli("eval", "--models", f"{UNUSABLE},{BAD},{GOOD}", "--questions", "3", "--seed",
+               str(SEED), "--root", str(repo), "--config", str(config), *extra,
+               server=model_server)  # fmt: skip
+
+
+def test_eval_ranks_the_models_and_recommends_the_best(
+    cli, model_server: ModelServer, repo: Path, tmp_path: Path
+) -> None:
+    result = run_eval(cli, model_server, repo, tmp_path, "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    document = json.loads(result.stdout)
+    rows = {(row["model"], row["role"]): row for row in document["rows"]}
+    assert len(rows) == 9 and all(row["asked"] == 3 for row in rows.values())
+    for role in ("solo", "manager", "worker"):
+        good, bad, unusable = (rows[(model, role)] for model in (GOOD, BAD, UNUSABLE))
+        assert good["score"] == 1.0 and good["correct"] == 3, (role, good)
+        assert bad["score"] == 0.0 and unusable["score"] == 0.0
+    assert rows[(BAD, "solo")]["wrong"] == 3
+    assert rows[(BAD, "solo")]["unverified_citations"] == 3  # the inventions are flagged
+    assert rows[(UNUSABLE, "solo")]["no_answer"] == 3
+    assert rows[(UNUSABLE, "solo")]["failures"] == {"unusable_output": 3}
+    assert (
+        rows[(GOOD, "solo")]["median_steps"] == 1 and rows[(GOOD, "manager")]["median_steps"] == 2
+    )
+    assert rows[(GOOD, "solo")]["tokens_per_second"] == pytest.approx(50, rel=0.05)  # the server's
+    assert rows[(GOOD, "solo")]["tokens"] > 0 and rows[(GOOD, "solo")]["seconds"] > 0
+    ranked = [row["model"] for row in document["rows"] if row["role"] == "solo"]
+    assert ranked == [GOOD, BAD, UNUSABLE]
+    assert document["recommendation"] == {"model": GOOD, "manager": GOOD, "worker": GOOD}
+
+
+def test_the_table_and_the_written_config_that_a_later_run_accepts(
+    cli, model_server: ModelServer, repo: Path, tmp_path: Path
+) -> None:
+    written = tmp_path / "recommended.yaml"
+
+    result = run_eval(cli, model_server, repo, tmp_path, "--roles", "solo",
+                      "--write-config", str(written))  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["model", "role", "score", "correct", "failures", "steps",
+                                "tokens", "seconds", "tok/s"]  # fmt: skip
+    assert re.match(rf"{re.escape(GOOD)}\s+solo\s+1\.00\s+3/3", lines[1])
+    assert "recommended: model qwen3:30b" in result.stdout
+    assert yaml.safe_load(written.read_text()) == {"local_brain": {"model": GOOD}}
+
+    model_server.clear_requests()
+    model_server.responder = None
+    model_server.script(None, [code('final_answer("done")')])
+    later = cli("--config", str(written), "--root", str(repo), "Q?", server=model_server)
+    assert later.returncode == 0, later.stderr
+    assert [request.model for request in model_server.chat_requests()] == [GOOD]
+
+    again = run_eval(cli, model_server, repo, tmp_path, "--write-config", str(written))
+    assert again.returncode == 2 and "exists (add --force)" in again.stderr
+
+
+def test_bad_input_is_one_line_and_exit_2(cli, repo: Path) -> None:
+    result = cli("eval", "--roles", "solo,boss", "--models", GOOD, "--root", str(repo))
+    assert result.returncode == 2
+    assert "unknown role 'boss'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_facts_match_whole_and_shas_by_prefix() -> None:
+    assert contains_fact("defined at src/a.py:17.", "src/a.py:17")
+    assert not contains_fact("defined at src/a.py:170", "src/a.py:17")
+    assert contains_fact("3 files", "3") and not contains_fact("30 files", "3")
+    assert contains_fact("commit 1a2b3c4d5e6f", "1a2b3c4")
+    question = Question("count", "How many?", ("3",), (), "search")
+    assert score(question, "three, i.e. 3").outcome == "correct"
+    assert score(question, None, "step_limit").outcome == "no_answer"
