@@ -117,3 +117,48 @@ def test_facts_match_whole_and_shas_by_prefix() -> None:
     question = Question("count", "How many?", ("3",), (), "search")
     assert score(question, "three, i.e. 3").outcome == "correct"
     assert score(question, None, "step_limit").outcome == "no_answer"
+
+
+def test_a_model_the_server_lacks_is_a_result_not_a_crash(
+    cli, model_server: ModelServer, repo: Path, tmp_path: Path
+) -> None:
+    model_server.installed = [GOOD]  # BAD is not installed: every request for it is a 404
+
+    result = run_eval(cli, model_server, repo, tmp_path, "--roles", "solo", "--json")
+
+    assert result.returncode == 0, result.stderr
+    rows = {row["model"]: row for row in json.loads(result.stdout)["rows"]}
+    assert rows[BAD]["failures"] == {"backend_error": 3} and rows[BAD]["no_answer"] == 3
+    assert rows[GOOD]["score"] == 1.0
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_what_is_done(model_server: ModelServer, repo: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fakes.model_server import Fault
+
+    questions = generate_questions(Workspace(repo), 2, SEED).questions
+    model_server.responder = responder_for(questions)
+    model_server.script(BAD, [code('final_answer("no idea")'), Fault.hang(60)])
+    process = subprocess.Popen(  # the signal is the point: the installed command
+        [str(Path(sys.executable).with_name("local-brain")), "eval", "--models", BAD,
+         "--questions", "2", "--seed", str(SEED), "--root", str(repo)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OLLAMA_API_BASE": model_server.url},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(model_server.chat_requests(BAD)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    assert re.search(rf"{re.escape(BAD)}\s+solo\s+0\.00\s+0/1", stdout)
+    assert "interrupted after 1 of 2 attempts" in stdout
+    assert "Traceback" not in stderr
