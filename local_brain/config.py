@@ -42,6 +42,8 @@ class Settings:
     num_ctx: int
     ollama_api_base: str
     max_output_tokens: int = 1500
+    first_token_timeout: float = 300.0
+    stall_timeout: float = 60.0
     api_base: str | None = None
     config_files: tuple[Path, ...] = field(default=())
     from_flags: frozenset[str] = field(default=frozenset())  # settings given as CLI flags
@@ -172,7 +174,7 @@ def _validate(data: dict[str, Any], path: Path) -> None:
     for index, entry in enumerate(model_list or []):
         cap = entry["litellm_params"].get("max_tokens")
         _output_cap(cap, f"model_list[{index}] ({entry['model_name']}) max_tokens", fail)
-    for key in ("step_timeout", "tool_time"):
+    for key in ("step_timeout", "tool_time", "first_token_timeout", "stall_timeout"):
         if key in ours and ours[key] is not None:
             _positive(ours[key], f"local_brain.{key}", fail, integer=False)
     agents = ours.get("agents")
@@ -224,6 +226,8 @@ def _settings_from(
         tool_time=float(ours.get("tool_time") or 120),
         num_ctx=int(ours.get("num_ctx") or 8192),
         max_output_tokens=int(ours.get("max_output_tokens") or 1500),
+        first_token_timeout=float(ours.get("first_token_timeout") or 300),
+        stall_timeout=float(ours.get("stall_timeout") or 60),
         ollama_api_base=(environ.get("OLLAMA_API_BASE") or DEFAULT_OLLAMA_API_BASE).rstrip("/"),
         api_base=flags.get("api_base") or None,
         config_files=loaded,

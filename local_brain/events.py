@@ -89,12 +89,13 @@ class ContainmentReduced:
 
 @dataclass(frozen=True)
 class ReplyCut:
-    """A reply stopped at the output cap (``max_tokens``): that step failed. Sent the first
-    time it happens to each model in a run."""
+    """A reply stopped at the output cap (``max_tokens``), or early because it repeated
+    itself: that step failed. Sent the first time it happens to each model in a run."""
 
     agent: str
     model: str
     cap: int
+    repeating: bool = False  # stopped early: it kept repeating the same text
 
 
 @dataclass(frozen=True)

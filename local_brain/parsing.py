@@ -28,6 +28,13 @@ def cut_reply_note(cap: int) -> str:
     )
 
 
+def repeated_reply_note() -> str:
+    return (
+        "Your reply kept repeating the same text, so it was stopped and none of it ran. "
+        "Reply briefly: one short Thought line, then one small ```python block."
+    )
+
+
 _THINK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL | re.IGNORECASE)
 _CODE_TAG = re.compile(r"<code>\s*(.*?)\s*(</code>|\Z)", re.DOTALL | re.IGNORECASE)
 _FENCE_OPEN = re.compile(r"^```[ \t]*([A-Za-z0-9_+-]*)[ \t]*$", re.MULTILINE)

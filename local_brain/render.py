@@ -160,6 +160,11 @@ class StepPrinter:
 
 
 def warning_text(event: ContainmentReduced | ContextTruncated | ReplyCut) -> str:
+    if isinstance(event, ReplyCut) and event.repeating:
+        return (
+            f"a reply of model {event.model} kept repeating the same text and was stopped: "
+            "that step failed and the model was asked to be brief"
+        )
     if isinstance(event, ReplyCut):
         return (
             f"a reply of model {event.model} reached its {event.cap}-token output cap: that "

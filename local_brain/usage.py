@@ -15,18 +15,19 @@ from local_brain.figures import ServerFigures
 @dataclass
 class Usage:
     requests: int = 0
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # as the server reported them (litellm's usage)
     completion_tokens: int = 0
     cost_usd: float = 0.0
-    prompt_evaluated: int = 0
-    prompt_reused: int = 0
-    loads: int = 0
+    # The server's own figures (figures.ServerFigures), where it reports them:
+    prompt_evaluated: int = 0  # prompt tokens it computed...
+    prompt_reused: int = 0  # ...and those it took from its prompt cache
+    loads: int = 0  # requests for which it (re)loaded the model
     load_s: float = 0.0
-    prefill_tokens: int = 0
+    prefill_tokens: int = 0  # tokens and seconds behind the prefill rate...
     prefill_s: float = 0.0
-    generated_tokens: int = 0
+    generated_tokens: int = 0  # ...and behind the generation rate
     generation_s: float = 0.0
-    cut_replies: int = 0
+    cut_replies: int = 0  # replies stopped at the output cap or for repeating themselves
 
     def add(
         self,

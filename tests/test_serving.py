@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from local_brain.models.context import MAX_OUTPUT_TOKENS, MIN_OUTPUT_TOKENS
-from tests.fakes.model_server import FakeModel, ModelServer, RecordedRequest, Reply
+from tests.fakes.model_server import FakeModel, Fault, ModelServer, RecordedRequest, Reply
 from tests.test_e2e import code
 
 MODEL = "qwen2.5:3b"
@@ -183,17 +183,20 @@ def test_a_server_that_cuts_the_context_is_still_noticed(
     assert len(warnings) == 1  # warned once
 
 
+RAMBLING = " ".join(f"item{n}" for n in range(3000))  # long, never the same twice
+
+
 def test_a_reply_cut_at_the_cap_fails_its_step_with_a_note(
     cli, model_server: ModelServer, big_repo: Path
 ) -> None:
-    model_server.script(MODEL, [Reply.endless(), code('final_answer("short and sweet")')])
+    model_server.script(MODEL, [Reply(RAMBLING), code('final_answer("short and sweet")')])
 
     result = cli("-m", MODEL, "--root", str(big_repo), "Q?", server=model_server)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "short and sweet"
     first, second = model_server.chat_requests()
-    assert first.output_cap == 1500
+    assert first.output_cap == 1500 and first.finish_reason == "length"
     assert "cut off at the 1500-token limit" in second.last_text
     notices = [line for line in result.stderr.splitlines() if "output cap" in line]
     assert len(notices) == 1, result.stderr
@@ -202,7 +205,7 @@ def test_a_reply_cut_at_the_cap_fails_its_step_with_a_note(
 def test_a_model_that_never_stops_ends_the_run(
     cli, model_server: ModelServer, big_repo: Path
 ) -> None:
-    model_server.script(MODEL, [Reply.endless()] * 10)
+    model_server.script(MODEL, [Reply(RAMBLING)] * 10)
 
     result = cli("-m", MODEL, "--root", str(big_repo), "--json", "Q?", server=model_server)
 
@@ -211,6 +214,76 @@ def test_a_model_that_never_stops_ends_the_run(
     assert "output cap" in document["error"] and "2 times in a row" in document["error"]
     assert len(model_server.chat_requests()) == 2
     assert document["usage"][MODEL]["cut_replies"] == 2
+
+
+def test_a_model_repeating_itself_is_stopped_early(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.ignore_output_caps = True  # it would go on for ever
+    model_server.script(MODEL, [Reply.endless("la "), code('final_answer("fine")')])
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "Q?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    first, second = model_server.chat_requests()
+    assert "kept repeating the same text" in second.last_text
+    assert "kept repeating the same text and was stopped" in result.stderr
+    assert first.client_gone and model_server.open_generations() == 0  # the server stopped
+
+
+def test_a_model_that_repeats_itself_every_time_ends_the_run(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.ignore_output_caps = True
+    model_server.script(MODEL, [Reply.endless("la ")] * 5)
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "Q?", server=model_server)
+
+    assert result.returncode == 1
+    assert "repeated itself 2 times in a row" in result.stderr
+
+
+def wait_for_no_generation(model_server: ModelServer) -> None:
+    deadline = time.monotonic() + 5
+    while model_server.open_generations() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_stalled_stream_is_cut_and_named(
+    cli, model_server: ModelServer, big_repo: Path, tmp_path: Path
+) -> None:
+    model_server.ignore_output_caps = True
+    model_server.script(MODEL, [Reply.endless("tick ", chunk_delay=5)])  # a token every 5 s
+    config = tmp_path / "c.yaml"
+    config.write_text("local_brain: {stall_timeout: 1}\n")
+
+    started = time.monotonic()
+    result = cli("--config", str(config), "-m", MODEL, "--root", str(big_repo), "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 3
+    assert time.monotonic() - started < 30
+    assert f"model {MODEL} stopped sending tokens for 1 s (stalled)" in result.stderr
+    assert "stall_timeout" in result.stderr and "ollama serve" not in result.stderr
+    wait_for_no_generation(model_server)
+    assert model_server.open_generations() == 0  # the server was told to stop
+
+
+def test_no_first_token_in_time_is_named(
+    cli, model_server: ModelServer, big_repo: Path, tmp_path: Path
+) -> None:
+    model_server.script(MODEL, [Fault.hang(30)])
+    config = tmp_path / "c.yaml"
+    config.write_text("local_brain: {first_token_timeout: 1}\n")
+
+    result = cli("--config", str(config), "-m", MODEL, "--root", str(big_repo), "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 3
+    assert "sent no first token within 1 s (still loading, or reading a long prompt)" in (
+        result.stderr
+    )
+    assert "first_token_timeout" in result.stderr
 
 
 def test_an_openai_compatible_route_with_a_small_window_is_compacted(
@@ -238,19 +311,22 @@ def test_an_openai_compatible_route_with_a_small_window_is_compacted(
 def test_a_request_given_up_on_is_closed_and_named_truthfully(
     cli, model_server: ModelServer, big_repo: Path, tmp_path: Path
 ) -> None:
-    model_server.ignore_output_caps = True  # generates past num_predict, forever
+    model_server.ignore_output_caps = True  # generates past max_tokens, forever
     model_server.script(MODEL, [Reply.endless()])
-    config = tmp_path / "c.yaml"
-    config.write_text("router_settings: {timeout: 2, num_retries: 0}\n")
+    config = tmp_path / "c.yaml"  # an OpenAI-compatible route: one request, not streamed
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: vllm\n"
+        f"    litellm_params: {{model: hosted_vllm/{MODEL}, api_base: {model_server.openai_url}}}\n"
+        "router_settings: {timeout: 2, num_retries: 0}\n"
+    )
 
-    result = cli("--config", str(config), "-m", MODEL, "--root", str(big_repo), "Q?",
+    result = cli("--config", str(config), "-m", "vllm", "--root", str(big_repo), "Q?",
                  server=model_server)  # fmt: skip
 
     assert result.returncode == 3
     assert "did not finish in time (still loading, generating, or stalled)" in result.stderr
     assert "ollama serve" not in result.stderr
-    deadline = time.monotonic() + 5
-    while model_server.open_generations() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_no_generation(model_server)
     assert model_server.open_generations() == 0  # the server was told to stop generating
     assert all(request.client_gone for request in model_server.chat_requests())

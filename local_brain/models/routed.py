@@ -6,13 +6,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from local_brain.errors import ConfigError, RunawayOutput, one_line
+from local_brain.errors import BackendUnavailable, ConfigError, RunawayOutput, one_line
 from local_brain.events import ModelCallFinished, ModelCallStarted, ReplyCut
 from local_brain.figures import ServerFigures, parse_figures
 from local_brain.models.names import is_ollama
-from local_brain.parsing import cut_reply_note, reply_cut
+from local_brain.models.streaming import (
+    ModelStalled,
+    NotAChatStream,
+    StreamLimits,
+    stream_reply,
+)
+from local_brain.parsing import cut_reply_note, repeated_reply_note, reply_cut
 from local_brain.safe_import import import_model_stack
 from local_brain.window import Compactor, WindowTooSmall, message_text
 
@@ -124,8 +131,13 @@ class RoutedModel(smolagents.LiteLLMRouterModel):
         chars = sum(len(message_text(m)) for m in messages)
         self.routing.emit(ModelCallStarted(self.agent_name, self.model_id, len(messages), chars))
         started = time.monotonic()
+        limits = self.routing.streams(self.model_id)
         try:
-            message = super().generate(messages, *args, **kwargs)
+            if limits is None:
+                message = super().generate(messages, *args, **kwargs)
+                figures, repeating = self._figures(message), False
+            else:
+                message, figures, repeating = self._streamed(messages, limits, *args, **kwargs)
         except Exception as error:
             self.routing.emit(
                 ModelCallFinished(
@@ -134,14 +146,13 @@ class RoutedModel(smolagents.LiteLLMRouterModel):
                 )
             )  # fmt: skip
             raise
-        figures = self._figures(message)
-        cut = _finish_reason(message, figures) == "length"
+        cut = repeating or _finish_reason(message, figures) == "length"
         self.routing.record_answer(
             self.model_id, self.agent_name, message, time.monotonic() - started, chars,
             figures, cut,
         )  # fmt: skip
         if cut:
-            self._reply_was_cut(cap)
+            self._reply_was_cut(cap, repeating)
         else:
             self.cuts_in_a_row = 0
         if self.reply_filter is not None and isinstance(message.content, str):
@@ -154,19 +165,72 @@ class RoutedModel(smolagents.LiteLLMRouterModel):
         served = str(hidden.get("litellm_model_name") or "")
         return parse_figures(raw, ollama=is_ollama(served))
 
-    def _reply_was_cut(self, cap: int) -> None:
-        """The reply hit the output cap: this step fails with a note to the model (its code
-        may be cut mid-line and must not run), and a model that keeps doing it ends the run."""
+    def _streamed(
+        self, messages: list[Any], limits: StreamLimits, stop_sequences: Any = None, **kwargs: Any
+    ) -> tuple[Any, ServerFigures | None, bool]:
+        """One streamed request under watch (models/streaming.py): the reply, the server's
+        figures from its last line, and whether it was stopped for repeating itself."""
+        completion_kwargs = self._prepare_completion_kwargs(
+            messages=messages, stop_sequences=stop_sequences, model=self.model_id,
+            api_base=self.api_base, api_key=self.api_key, convert_images_to_image_urls=True,
+            custom_role_conversions=self.custom_role_conversions, **kwargs,
+        )  # fmt: skip
+        try:
+            reply = stream_reply(
+                lambda http: self.client.completion(
+                    **completion_kwargs, stream=True, stream_options={"include_usage": True},
+                    client=http,
+                ),
+                limits,
+            )  # fmt: skip
+        except ModelStalled as stalled:
+            raise _stall_error(self.model_id, stalled) from None
+        except NotAChatStream as error:
+            raise BackendUnavailable(
+                f"the model server failed for model {self.model_id}: {error}",
+                hint="check that --api-base / OLLAMA_API_BASE points at an Ollama server",
+            ) from None
+        figures = parse_figures(reply.last_line, ollama=True)
+        prompt = reply.prompt_tokens or (figures.prompt_read or 0 if figures else 0)
+        completion = reply.completion_tokens or (figures.completion_tokens or 0 if figures else 0)
+        message = smolagents.ChatMessage(
+            role=smolagents.MessageRole.ASSISTANT,
+            content=reply.text,
+            raw=SimpleNamespace(
+                _hidden_params=reply.hidden_params,
+                choices=[SimpleNamespace(finish_reason=reply.finish_reason)],
+            ),
+            token_usage=smolagents.TokenUsage(input_tokens=prompt, output_tokens=completion),
+        )
+        return message, figures, reply.repeating
+
+    def _reply_was_cut(self, cap: int, repeating: bool = False) -> None:
+        """The reply hit the output cap (or was stopped repeating itself): this step fails
+        with a note to the model (its code may be cut mid-line and must not run), and a
+        model that keeps doing it ends the run."""
         self.cuts_in_a_row += 1
-        self.routing.announce_cut(ReplyCut(self.agent_name, self.model_id, cap))
+        self.routing.announce_cut(ReplyCut(self.agent_name, self.model_id, cap, repeating))
         if self.cuts_in_a_row >= MAX_CUTS_IN_A_ROW:
+            how = "repeated itself" if repeating else f"wrote until its {cap}-token output cap"
             raise RunawayOutput(
-                f"model {self.model_id} wrote until its {cap}-token output cap "
-                f"{self.cuts_in_a_row} times in a row",
+                f"model {self.model_id} {how} {self.cuts_in_a_row} times in a row",
                 hint="use an instruction-tuned (chat) model, or raise "
                 "local_brain.max_output_tokens if its replies are long but sound",
             )
-        reply_cut.set(cut_reply_note(cap))
+        reply_cut.set(repeated_reply_note() if repeating else cut_reply_note(cap))
+
+
+def _stall_error(model: str, stalled: ModelStalled) -> BackendUnavailable:
+    if stalled.first:
+        return BackendUnavailable(
+            f"model {model} sent no first token within {stalled.seconds:g} s (still loading, "
+            "or reading a long prompt)",
+            hint="raise local_brain.first_token_timeout, or use a smaller model or num_ctx",
+        )
+    return BackendUnavailable(
+        f"model {model} stopped sending tokens for {stalled.seconds:g} s (stalled)",
+        hint="check the model server (load, memory); raise local_brain.stall_timeout",
+    )
 
 
 def _finish_reason(message: Any, figures: ServerFigures | None) -> str | None:

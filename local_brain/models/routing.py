@@ -34,6 +34,7 @@ from local_brain.models.context import (
 from local_brain.models.failures import CONNECTION_HINT, is_connection_error
 from local_brain.models.litellm_globals import shared_callbacks, shared_settings
 from local_brain.models.names import deployments_for, is_ollama, with_ollama_defaults
+from local_brain.models.streaming import StreamLimits
 from local_brain.usage import UsageLedger
 from local_brain.window import looks_truncated
 
@@ -83,6 +84,7 @@ class Routing:
         self._settings: list[str] = []  # litellm module settings this run holds
         self.router: Any = None
         self.failure_logger = RouteFailureLogger(self)  # handed to litellm with each request
+        self.stream_limits = StreamLimits(settings.first_token_timeout, settings.stall_timeout)
 
         model_list = [dict(entry) for entry in settings.model_list]
         for name in dict.fromkeys(names):
@@ -177,6 +179,16 @@ class Routing:
         tokens = min(int(d["model_info"]["max_input_tokens"]) for d in deployments)
         cap = max(int(d["litellm_params"]["max_tokens"]) for d in deployments)
         return tokens, cap
+
+    def streams(self, name: str) -> StreamLimits | None:
+        """The limits to stream ``name`` under, when every route for it (fallbacks
+        included) is an Ollama model; None: send it as one request."""
+        chain = [name, *self._fallbacks_of(name)]
+        models = [d["litellm_params"]["model"] for d in self.router.model_list
+                  if d["model_name"] in chain]  # fmt: skip
+        if not models or not all(is_ollama(model) for model in models):
+            return None
+        return self.stream_limits
 
     def _fallbacks_of(self, name: str) -> list[str]:
         chain: list[str] = []

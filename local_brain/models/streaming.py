@@ -1,0 +1,272 @@
+"""Streaming an Ollama chat under watch: a first-token deadline, a stall timeout between
+tokens, a stop for a model that repeats itself, and a request we give up on really closed.
+
+A non-streamed request shows nothing until the model is done, so a stalled or looping
+model is noticed only when the whole request times out, and the server keeps generating.
+Here the request streams through litellm (the Router still picks the deployment) with an
+HTTP client of our own: its response hook hands us the response, so that the last line
+(Ollama's figures: load, prefill and generation times, cached tokens) can be read and the
+socket shut down, which stops the server at once. The chunks are read in a worker thread
+while this one keeps the deadlines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_LINE_BYTES = 1024 * 1024
+REPEAT_MIN_CHARS = 240  # a loop: the reply's last 240+ characters are one unit repeated...
+REPEAT_MIN_TIMES = 4  # ...at least 4 times...
+REPEAT_MAX_UNIT = 120  # ...the unit at most 120 characters long
+REPEAT_CHECK_EVERY = 60  # characters
+REPEAT_SAME_PIECES = 50  # the same piece of text this many times in a row is a loop too
+# litellm's own guard stops a stream of 100 identical chunks with this message (an
+# InternalServerError, like any server failure, which also cools the deployment down):
+# ours stops at 50, so this is only a fallback.
+LITELLM_REPEAT_MESSAGE = "repeating the same chunk"
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    first_token_s: float  # the model may still be loading and reading the prompt
+    stall_s: float  # between two pieces of the reply
+
+
+class ModelStalled(Exception):
+    """The model sent nothing for too long; ``first`` when not even a first token came."""
+
+    def __init__(self, seconds: float, first: bool) -> None:
+        super().__init__(f"no {'first token' if first else 'token'} for {seconds:g} s")
+        self.seconds = seconds
+        self.first = first
+
+
+class NotAChatStream(Exception):
+    """The server answered, but not with Ollama's stream of JSON lines."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__(f"the answer is not a chat stream ({lines} lines that are not JSON)")
+
+
+@dataclass
+class StreamedReply:
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    hidden_params: dict[str, Any] = field(default_factory=dict)
+    last_line: str | None = None  # the server's final JSON line (Ollama's figures)
+    repeating: bool = False  # stopped: the reply had become one unit over and over
+    last_piece: str = ""
+    same_pieces: int = 0  # how many times in a row the same piece of text came
+    next_check: int = REPEAT_MIN_CHARS
+
+
+class ResponseTap:
+    """An httpx client whose responses we read alongside litellm, line by line, and can cut
+    off. The text is taken from Ollama's own lines: litellm's stream parser moves text
+    between ``<think>`` tags around, and code inside ``<think>`` must never run."""
+
+    def __init__(self) -> None:
+        import httpx
+        from litellm.llms.custom_httpx.http_handler import HTTPHandler
+
+        self._lock = threading.Lock()
+        self._response: Any = None
+        self.lines = OllamaLines()
+        self.handler = HTTPHandler(client=httpx.Client(event_hooks={"response": [self._hook]}))
+
+    def _hook(self, response: Any) -> None:
+        with self._lock:
+            self._response = response
+        response.stream = _tee_class()(response.stream, self.lines)
+
+    def abort(self) -> None:
+        """Shut the socket down: the reading thread wakes up, the server sees the client go."""
+        with self._lock:
+            response = self._response
+        stream = (getattr(response, "extensions", None) or {}).get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close_response(self) -> None:
+        with self._lock:
+            response = self._response
+        if response is not None:
+            response.close()
+
+    def close(self) -> None:
+        self.handler.close()
+
+
+@dataclass
+class OllamaLines:
+    """Ollama's streamed answer, one JSON object per line: the reply text as sent, the last
+    object (its figures), and how many lines were not Ollama's JSON."""
+
+    parts: list[str] = field(default_factory=list)
+    last: str | None = None
+    objects: int = 0
+    other: int = 0
+    _pending: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> None:
+        self._pending.extend(data)
+        *complete, rest = bytes(self._pending).split(b"\n")
+        if len(rest) > MAX_LINE_BYTES:  # no line is this long: not a chat stream
+            complete, rest = [*complete, rest[:MAX_LINE_BYTES]], b""
+        self._pending[:] = rest
+        for line in complete:
+            self._line(line.decode("utf-8", "replace").strip())
+
+    def _line(self, line: str) -> None:
+        if not line:
+            return
+        try:
+            payload = json.loads(line)
+        except ValueError:
+            payload = None
+        message = payload.get("message") if isinstance(payload, dict) else None
+        if not isinstance(message, dict):
+            self.other += 1
+            return
+        self.objects += 1
+        self.last = line
+        if isinstance(message.get("content"), str):
+            self.parts.append(message["content"])
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+@functools.cache
+def _tee_class() -> type:
+    """A response stream that passes bytes on and feeds them to an :class:`OllamaLines`
+    (an httpx ``SyncByteStream``, which httpx checks for; httpx loads only when needed)."""
+    import httpx
+
+    class Tee(httpx.SyncByteStream):
+        def __init__(self, stream: Any, lines: OllamaLines) -> None:
+            self._stream = stream
+            self._lines = lines
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self._stream:
+                self._lines.feed(chunk)
+                yield chunk
+
+        def close(self) -> None:
+            self._stream.close()
+
+    return Tee
+
+
+def stream_reply(
+    start: Callable[[Any], Any], limits: StreamLimits, started: float | None = None
+) -> StreamedReply:
+    """Run ``start(http_client)`` (a litellm streaming completion) and gather its reply.
+    Raises :class:`ModelStalled` past a deadline; the request is closed either way."""
+    tap = ResponseTap()
+    pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+    reply = StreamedReply()
+
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            stream = start(tap.handler)
+            reply.hidden_params = dict(getattr(stream, "_hidden_params", None) or {})
+            for chunk in stream:
+                if stop.is_set():  # we have heard enough: leave quietly, close the response
+                    tap.close_response()
+                    return
+                pieces.put(("chunk", chunk))
+            pieces.put(("done", None))
+        except BaseException as error:  # handed to the waiting thread
+            pieces.put(("error", error))
+
+    worker = threading.Thread(target=read, name="local-brain-stream", daemon=True)
+    worker.start()
+    began = started if started is not None else time.monotonic()
+    got_token = False  # any piece of the reply, thinking included, counts as progress
+    try:
+        while True:
+            wait = limits.stall_s if got_token else limits.first_token_s
+            deadline_left = wait if got_token else wait - (time.monotonic() - began)
+            try:
+                kind, value = pieces.get(timeout=max(deadline_left, 0.01))
+            except queue.Empty:
+                raise ModelStalled(wait, first=not got_token) from None
+            if kind == "error":
+                if got_token and LITELLM_REPEAT_MESSAGE in str(value):
+                    reply.repeating = True
+                    break
+                raise value
+            if kind == "done":
+                break
+            _take(reply, value)
+            got_token = True
+            if reply.same_pieces >= REPEAT_SAME_PIECES:
+                reply.repeating = True
+                break
+            if len(reply.text) >= reply.next_check:
+                reply.next_check = len(reply.text) + REPEAT_CHECK_EVERY
+                if _repeating(reply.text):
+                    reply.repeating = True
+                    break
+    finally:
+        stop.set()  # a repeating model: the reader closes the response at its next chunk
+        worker.join(timeout=1 if reply.repeating else 0)
+        if worker.is_alive():  # blocked on a silent server: cut the connection under it
+            tap.abort()
+            worker.join(timeout=5)
+        tap.close()
+    lines = tap.lines
+    if lines.objects == 0 and lines.other:
+        raise NotAChatStream(lines.other)
+    reply.last_line = lines.last
+    if lines.objects:
+        reply.text = lines.text  # exactly what the server sent
+    return reply
+
+
+def _take(reply: StreamedReply, chunk: Any) -> None:
+    """Add one litellm stream chunk to the reply."""
+    usage = getattr(chunk, "usage", None)
+    if usage:
+        reply.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        reply.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    choices = getattr(chunk, "choices", None) or []
+    if not choices:
+        return
+    choice = choices[0]
+    reply.finish_reason = getattr(choice, "finish_reason", None) or reply.finish_reason
+    text = getattr(getattr(choice, "delta", None), "content", None) or ""
+    reply.text += text
+    if text:
+        reply.same_pieces = reply.same_pieces + 1 if text == reply.last_piece else 1
+        reply.last_piece = text
+
+
+def _repeating(text: str) -> bool:
+    """Whether the reply has become one short unit over and over (a looping model)."""
+    for unit in range(1, REPEAT_MAX_UNIT + 1):
+        window = max(REPEAT_MIN_CHARS, REPEAT_MIN_TIMES * unit)
+        if len(text) < window:
+            break
+        tail = text[-window:]
+        if tail[unit:] == tail[:-unit]:
+            return True
+    return False
