@@ -313,15 +313,16 @@ def test_a_request_given_up_on_is_closed_and_named_truthfully(
 ) -> None:
     model_server.ignore_output_caps = True  # generates past max_tokens, forever
     model_server.script(MODEL, [Reply.endless()])
-    config = tmp_path / "c.yaml"  # an OpenAI-compatible route: one request, not streamed
+    config = tmp_path / "c.yaml"  # an openai/ route goes through the OpenAI SDK: one request
     config.write_text(
         "model_list:\n"
-        "  - model_name: vllm\n"
-        f"    litellm_params: {{model: hosted_vllm/{MODEL}, api_base: {model_server.openai_url}}}\n"
+        "  - model_name: plain\n"
+        f"    litellm_params: {{model: openai/{MODEL}, api_base: {model_server.openai_url},"
+        " api_key: none}\n"
         "router_settings: {timeout: 2, num_retries: 0}\n"
     )
 
-    result = cli("--config", str(config), "-m", "vllm", "--root", str(big_repo), "Q?",
+    result = cli("--config", str(config), "-m", "plain", "--root", str(big_repo), "Q?",
                  server=model_server)  # fmt: skip
 
     assert result.returncode == 3
@@ -330,3 +331,33 @@ def test_a_request_given_up_on_is_closed_and_named_truthfully(
     wait_for_no_generation(model_server)
     assert model_server.open_generations() == 0  # the server was told to stop generating
     assert all(request.client_gone for request in model_server.chat_requests())
+
+
+def test_an_openai_compatible_stream_is_watched_and_its_figures_read(
+    cli, model_server: ModelServer, big_repo: Path, tmp_path: Path
+) -> None:
+    model_server.openai_style = "llamacpp"  # usage counts evaluated tokens; timings say more
+    model_server.prefix_cache = True
+    model_server.ignore_output_caps = True
+    model_server.script(MODEL, [*reading_steps(1)[:1], Reply.endless("la "),
+                                code('final_answer("done")')])  # fmt: skip
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: cpp\n"
+        f"    litellm_params: {{model: hosted_vllm/{MODEL}, api_base: {model_server.openai_url}}}\n"
+        "    model_info: {max_input_tokens: 16384}\n"
+    )
+
+    result = cli("--config", str(config), "-m", "cpp", "--root", str(big_repo), "--json", "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert all(request.stream for request in model_server.chat_requests())
+    assert "kept repeating the same text" in model_server.chat_requests()[2].last_text
+    usage = json.loads(result.stdout)["usage"]["cpp"]
+    finished = [r for r in model_server.chat_requests() if not r.client_gone]  # figures came
+    assert len(finished) == 2  # the repeating reply was cut off before its usage chunk
+    assert usage["prompt_tokens_reused"] == sum(r.prompt_tokens_cached for r in finished) > 0
+    assert usage["generation_tokens_per_second"] == pytest.approx(50, rel=0.05)
+    assert "cut the context" not in result.stderr

@@ -188,9 +188,9 @@ class RoutedModel(smolagents.LiteLLMRouterModel):
         except NotAChatStream as error:
             raise BackendUnavailable(
                 f"the model server failed for model {self.model_id}: {error}",
-                hint="check that --api-base / OLLAMA_API_BASE points at an Ollama server",
+                hint="check that --api-base (or OLLAMA_API_BASE) points at a model server",
             ) from None
-        figures = parse_figures(reply.last_line, ollama=True)
+        figures = parse_figures(reply.last_line, ollama=reply.ollama_format)
         prompt = reply.prompt_tokens or (figures.prompt_read or 0 if figures else 0)
         completion = reply.completion_tokens or (figures.completion_tokens or 0 if figures else 0)
         message = smolagents.ChatMessage(

@@ -39,6 +39,7 @@ from local_brain.usage import UsageLedger
 from local_brain.window import looks_truncated
 
 COOLDOWN_S = 24 * 3600  # a failed deployment sits out the rest of the run
+STREAMED_PREFIXES = ("ollama_chat/", "hosted_vllm/")  # see models/streaming.py
 KNOWN_CALLBACK_PACKAGES = {
     "langfuse": "langfuse",
     "otel": "opentelemetry",
@@ -182,11 +183,12 @@ class Routing:
 
     def streams(self, name: str) -> StreamLimits | None:
         """The limits to stream ``name`` under, when every route for it (fallbacks
-        included) is an Ollama model; None: send it as one request."""
+        included) goes through litellm's own HTTP handler (Ollama, ``hosted_vllm/``);
+        None: send it as one request."""
         chain = [name, *self._fallbacks_of(name)]
         models = [d["litellm_params"]["model"] for d in self.router.model_list
                   if d["model_name"] in chain]  # fmt: skip
-        if not models or not all(is_ollama(model) for model in models):
+        if not models or not all(model.startswith(STREAMED_PREFIXES) for model in models):
             return None
         return self.stream_limits
 

@@ -1,11 +1,16 @@
-"""Streaming an Ollama chat under watch: a first-token deadline, a stall timeout between
-tokens, a stop for a model that repeats itself, and a request we give up on really closed.
+"""Streaming a chat under watch: a first-token deadline, a stall timeout between tokens, a
+stop for a model that repeats itself, and a request we give up on really closed.
+
+Used for the routes litellm sends through its own HTTP handler: Ollama (``ollama_chat/``,
+one JSON object per line) and OpenAI-compatible servers named ``hosted_vllm/`` (vLLM,
+llama.cpp's server, LM Studio: server-sent events, ``data: {...}``).
 
 A non-streamed request shows nothing until the model is done, so a stalled or looping
 model is noticed only when the whole request times out, and the server keeps generating.
 Here the request streams through litellm (the Router still picks the deployment) with an
 HTTP client of our own: its response hook hands us the response, so that the last line
-(Ollama's figures: load, prefill and generation times, cached tokens) can be read and the
+(the server's figures: Ollama's load, prefill and generation times and cached tokens,
+llama.cpp's ``timings``, an OpenAI-style usage chunk) can be read and the
 socket shut down, which stops the server at once. The chunks are read in a worker thread
 while this one keeps the deadlines.
 """
@@ -51,7 +56,7 @@ class ModelStalled(Exception):
 
 
 class NotAChatStream(Exception):
-    """The server answered, but not with Ollama's stream of JSON lines."""
+    """The server answered, but not with a stream of chat chunks."""
 
     def __init__(self, lines: int) -> None:
         super().__init__(f"the answer is not a chat stream ({lines} lines that are not JSON)")
@@ -64,7 +69,8 @@ class StreamedReply:
     completion_tokens: int = 0
     finish_reason: str | None = None
     hidden_params: dict[str, Any] = field(default_factory=dict)
-    last_line: str | None = None  # the server's final JSON line (Ollama's figures)
+    last_line: str | None = None  # the server's last chunk with figures (usage, timings)
+    ollama_format: bool = False
     repeating: bool = False  # stopped: the reply had become one unit over and over
     last_piece: str = ""
     same_pieces: int = 0  # how many times in a row the same piece of text came
@@ -73,8 +79,8 @@ class StreamedReply:
 
 class ResponseTap:
     """An httpx client whose responses we read alongside litellm, line by line, and can cut
-    off. The text is taken from Ollama's own lines: litellm's stream parser moves text
-    between ``<think>`` tags around, and code inside ``<think>`` must never run."""
+    off. The text is taken from the server's own chunks: litellm's Ollama stream parser
+    moves text between ``<think>`` tags around, and code inside ``<think>`` must never run."""
 
     def __init__(self) -> None:
         import httpx
@@ -82,7 +88,7 @@ class ResponseTap:
 
         self._lock = threading.Lock()
         self._response: Any = None
-        self.lines = OllamaLines()
+        self.lines = ChatLines()
         self.handler = HTTPHandler(client=httpx.Client(event_hooks={"response": [self._hook]}))
 
     def _hook(self, response: Any) -> None:
@@ -111,12 +117,14 @@ class ResponseTap:
 
 
 @dataclass
-class OllamaLines:
-    """Ollama's streamed answer, one JSON object per line: the reply text as sent, the last
-    object (its figures), and how many lines were not Ollama's JSON."""
+class ChatLines:
+    """A streamed chat answer as the server sent it: Ollama's JSON lines or server-sent
+    events (``data: {...}``). Keeps the reply text, the last chunk that carries figures,
+    and how many lines were neither."""
 
     parts: list[str] = field(default_factory=list)
     last: str | None = None
+    ollama: bool = False  # Ollama's own format (else OpenAI-style chunks)
     objects: int = 0
     other: int = 0
     _pending: bytearray = field(default_factory=bytearray)
@@ -131,34 +139,51 @@ class OllamaLines:
             self._line(line.decode("utf-8", "replace").strip())
 
     def _line(self, line: str) -> None:
-        if not line:
+        if not line or line.startswith((":", "event:", "id:", "retry:")) or line == "data: [DONE]":
             return
         try:
-            payload = json.loads(line)
+            payload = json.loads(line.removeprefix("data:").strip())
         except ValueError:
             payload = None
-        message = payload.get("message") if isinstance(payload, dict) else None
-        if not isinstance(message, dict):
+        text = _chunk_text(payload)
+        if text is None:
             self.other += 1
             return
         self.objects += 1
-        self.last = line
-        if isinstance(message.get("content"), str):
-            self.parts.append(message["content"])
+        self.ollama = self.ollama or "message" in payload  # type: ignore[operator]
+        self.parts.append(text)
+        if any(key in payload for key in ("done", "usage", "timings")):  # type: ignore[operator]
+            self.last = json.dumps(payload)
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
 
 
+def _chunk_text(payload: Any) -> str | None:
+    """The text one chunk adds ("" for none); None when it is no chat chunk at all."""
+    if not isinstance(payload, dict):
+        return None
+    message = payload.get("message")  # Ollama
+    if isinstance(message, dict):
+        content = message.get("content")
+        return content if isinstance(content, str) else ""
+    choices = payload.get("choices")  # OpenAI-style
+    if isinstance(choices, list):
+        delta = choices[0].get("delta") if choices and isinstance(choices[0], dict) else None
+        content = delta.get("content") if isinstance(delta, dict) else None
+        return content if isinstance(content, str) else ""
+    return None
+
+
 @functools.cache
 def _tee_class() -> type:
-    """A response stream that passes bytes on and feeds them to an :class:`OllamaLines`
+    """A response stream that passes bytes on and feeds them to a :class:`ChatLines`
     (an httpx ``SyncByteStream``, which httpx checks for; httpx loads only when needed)."""
     import httpx
 
     class Tee(httpx.SyncByteStream):
-        def __init__(self, stream: Any, lines: OllamaLines) -> None:
+        def __init__(self, stream: Any, lines: ChatLines) -> None:
             self._stream = stream
             self._lines = lines
 
@@ -237,6 +262,7 @@ def stream_reply(
     if lines.objects == 0 and lines.other:
         raise NotAChatStream(lines.other)
     reply.last_line = lines.last
+    reply.ollama_format = lines.ollama
     if lines.objects:
         reply.text = lines.text  # exactly what the server sent
     return reply
