@@ -187,7 +187,10 @@ def mark_unverified(text: str, citations: list[Citation]) -> str:
         if citation.verified:
             continue
         note = citation.problem or "not shown by any tool"
-        text = text.replace(citation.written, f"{citation.written} [unverified: {note}]", 1)
+        # the reference itself, not the start of a longer one (src/a.py:1 in src/a.py:12)
+        whole = rf"(?<![\w/.-]){re.escape(citation.written)}(?![\w/-]|[:#]?\d)"
+        marked = f"{citation.written} [unverified: {note}]".replace("\\", "\\\\")
+        text = re.sub(whole, marked, text, count=1)
     return text
 
 

@@ -170,3 +170,14 @@ def test_a_helpers_invented_reference_is_marked_before_the_manager_reads_it(
     assert result.returncode == 0, result.stderr
     second = model_server.chat_requests("qwen3:30b")[1]
     assert "src/auth.py:300 [unverified: does not exist (file has 9 lines)]" in second.last_text
+
+
+def test_a_mark_never_lands_inside_a_longer_reference(repo: Path) -> None:
+    ws, evidence = Workspace(repo), Evidence()
+    tool("read_file", ws, evidence, path="src/auth.py", start_line=8, end_line=9)
+    report = "See src/auth.py:8 and src/auth.py:88."
+    marked = mark_unverified(report, check_answer(report, ws, evidence))
+    assert (
+        marked
+        == "See src/auth.py:8 and src/auth.py:88 [unverified: does not exist (file has 9 lines)]."
+    )

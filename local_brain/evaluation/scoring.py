@@ -35,7 +35,7 @@ def contains_fact(answer: str, fact: str) -> bool:
     text, fact = _normal(answer), _normal(fact)
     if not fact:
         return False
-    if _SHA.fullmatch(fact):
+    if _SHA.fullmatch(fact) and re.search(r"[a-f]", fact):  # a sha, not a plain number
         return any(
             token.startswith(fact) or fact.startswith(token) for token in _SHA.findall(text.lower())
         )

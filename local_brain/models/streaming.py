@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_LINE_BYTES = 1024 * 1024
-REPEAT_MIN_CHARS = 240  # a loop: the reply's last 240+ characters are one unit repeated...
-REPEAT_MIN_TIMES = 4  # ...at least 4 times...
+REPEAT_MIN_CHARS = 600  # a loop: the reply's last 600+ characters are one unit repeated...
+REPEAT_MIN_TIMES = 8  # ...at least 8 times...
 REPEAT_MAX_UNIT = 120  # ...the unit at most 120 characters long
 REPEAT_CHECK_EVERY = 60  # characters
-REPEAT_SAME_PIECES = 50  # the same piece of text this many times in a row is a loop too
+REPEAT_SAME_PIECES = 80  # the same piece this often in a row is a loop too (litellm: 100)
 # litellm's own guard stops a stream of 100 identical chunks with this message (an
 # InternalServerError, like any server failure, which also cools the deployment down):
-# ours stops at 50, so this is only a fallback.
+# ours stops at 80, so this is only a fallback.
 LITELLM_REPEAT_MESSAGE = "repeating the same chunk"
 
 
@@ -96,15 +96,18 @@ class ResponseTap:
             self._response = response
         response.stream = _tee_class()(response.stream, self.lines)
 
-    def abort(self) -> None:
-        """Shut the socket down: the reading thread wakes up, the server sees the client go."""
+    def abort(self) -> bool:
+        """Shut the socket down: the reading thread wakes up, the server sees the client go.
+        False when no response has arrived yet (there is no socket to shut)."""
         with self._lock:
             response = self._response
         stream = (getattr(response, "extensions", None) or {}).get("network_stream")
         sock = stream.get_extra_info("socket") if stream is not None else None
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        if not isinstance(sock, socket.socket):
+            return False
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        return True
 
     def close_response(self) -> None:
         with self._lock:
@@ -254,9 +257,10 @@ def stream_reply(
     finally:
         stop.set()  # a repeating model: the reader closes the response at its next chunk
         worker.join(timeout=1 if reply.repeating else 0)
-        if worker.is_alive():  # blocked on a silent server: cut the connection under it
-            tap.abort()
+        if worker.is_alive() and tap.abort():  # blocked on a silent server: cut it off
             worker.join(timeout=5)
+        # Before any response there is no socket of ours to shut: the daemon thread is left
+        # to the request timeout (the process exits without waiting for it).
         tap.close()
     lines = tap.lines
     if lines.objects == 0 and lines.other:
