@@ -142,6 +142,7 @@ def test_ctrl_c_prints_what_is_done(model_server: ModelServer, repo: Path, tmp_p
     import time
 
     from tests.fakes.model_server import Fault
+    from tests.test_faults import default_sigint
 
     questions = generate_questions(Workspace(repo), 2, SEED).questions
     model_server.responder = responder_for(questions)
@@ -151,6 +152,7 @@ def test_ctrl_c_prints_what_is_done(model_server: ModelServer, repo: Path, tmp_p
          "--questions", "2", "--seed", str(SEED), "--root", str(repo)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "OLLAMA_API_BASE": model_server.url},
+        preexec_fn=default_sigint,
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while len(model_server.chat_requests(BAD)) < 2 and time.monotonic() < deadline:

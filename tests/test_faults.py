@@ -61,6 +61,13 @@ def test_step_limit_reports_partial_usage(
 
 
 @pytest.mark.slow
+def default_sigint() -> None:
+    """In the child: SIGINT handled as in a terminal. A process started with SIGINT ignored
+    keeps ignoring it, and a suite run as a background job (`cmd &` in a script) has it
+    ignored, which its children would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130(model_server: ModelServer, make_repo) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(None, [Fault.hang(60)])
@@ -72,6 +79,7 @@ def test_ctrl_c_exits_130(model_server: ModelServer, make_repo) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 60
     while not model_server.chat_requests() and time.monotonic() < deadline:
