@@ -22,6 +22,8 @@ import yaml
 from local_brain.errors import ConfigError
 
 DEFAULT_OLLAMA_API_BASE = "http://localhost:11434"
+MIN_OUTPUT_TOKENS = 256  # the bounds of a reply cap (local_brain.max_output_tokens, max_tokens)
+MAX_OUTPUT_TOKENS = 16_384
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -187,8 +189,15 @@ def _validate(data: dict[str, Any], path: Path) -> None:
 def _output_cap(value: Any, name: str, fail: Any) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or not 256 <= value <= 16_384:
-        raise fail(f"{name} must be a whole number from 256 to 16384, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_OUTPUT_TOKENS <= value <= MAX_OUTPUT_TOKENS
+    ):
+        raise fail(
+            f"{name} must be a whole number from {MIN_OUTPUT_TOKENS} to {MAX_OUTPUT_TOKENS}, "
+            f"got {value!r}"
+        )
 
 
 def _positive(value: Any, name: str, fail: Any, *, integer: bool) -> None:

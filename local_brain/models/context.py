@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from local_brain.config import MAX_OUTPUT_TOKENS, MIN_OUTPUT_TOKENS
 from local_brain.models.names import canonical_name, is_ollama, provider_of, served_name
 from local_brain.models.ollama import LoadedModel, OllamaClient, ServerError, request_json
 
 PROBE_TIMEOUT_S = 2.0
 DEFAULT_WINDOW = 8192  # a route that tells nothing about its window
-MIN_OUTPUT_TOKENS = 256
-MAX_OUTPUT_TOKENS = 16_384
 LOCAL_PROVIDERS = frozenset({"openai", "hosted_vllm", "lm_studio", "llamafile", "litellm_proxy"})
 
 

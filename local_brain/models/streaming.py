@@ -201,9 +201,7 @@ def _tee_class() -> type:
     return Tee
 
 
-def stream_reply(
-    start: Callable[[Any], Any], limits: StreamLimits, started: float | None = None
-) -> StreamedReply:
+def stream_reply(start: Callable[[Any], Any], limits: StreamLimits) -> StreamedReply:
     """Run ``start(http_client)`` (a litellm streaming completion) and gather its reply.
     Raises :class:`ModelStalled` past a deadline; the request is closed either way."""
     tap = ResponseTap()
@@ -227,7 +225,7 @@ def stream_reply(
 
     worker = threading.Thread(target=read, name="local-brain-stream", daemon=True)
     worker.start()
-    began = started if started is not None else time.monotonic()
+    began = time.monotonic()
     got_token = False  # any piece of the reply, thinking included, counts as progress
     try:
         while True:
