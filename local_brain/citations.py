@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,18 +23,34 @@ from local_brain.workspace import Workspace
 
 MAX_REFERENCES = 60
 MAX_COUNTED_BYTES = 16 * 1024 * 1024
+# What one tool call's output adds to the evidence at most (a minified file is one huge line).
+MAX_RECORDED_CHARS = 256 * 1024
+MAX_RECORDED_REFERENCES = 2_000
 # Extensions that make a bare word a file name even without a directory part.
 _DOC_EXTENSIONS = frozenset(
     "md rst txt json yaml yml toml ini cfg conf lock xml html css sql sh bash env "
     "gradle properties mk cmake dockerfile proto graphql tf".split()
 )
 _SEGMENT = r"[\w@+.-]+"
-_PATH = rf"(?:{_SEGMENT}/)*{_SEGMENT}"
-_REFERENCE = re.compile(
-    rf"(?<![\w/.:@-])(?P<path>{_PATH})"
-    r"(?:(?::|#L)(?P<line>\d{1,7})(?:(?:-|–|-L)(?P<end>\d{1,7}))?)?"
-    r"(?![\w/@-])"
+_SEPARATOR = r"(?:/|\\{1,2})"  # src/auth.py, src\auth.py, and src\\auth.py as JSON shows it
+_PATH = rf"(?:{_SEGMENT}{_SEPARATOR})*{_SEGMENT}"
+_LINES = r"(?P<line>\d{1,7})(?:(?:-|–|-L)(?P<end>\d{1,7}))?"
+_REFERENCE = re.compile(  # path:12, path:L12, path#12, path#L12-L20, path:12:5, `path`:12
+    rf"(?<![\w/\\.:@-])(?P<path>{_PATH})"
+    rf"(?:`?(?::L?|#L?){_LINES}(?::\d{{1,5}})?)?"
+    r"(?![\w/\\@-])"
 )
+_PROSE_LINES = r"lines?\s+(?P<line>\d{1,7})(?:\s*(?:-|–|to)\s*(?P<end>\d{1,7}))?"
+_LINE_AFTER = re.compile(  # "path, line 12", "path (line 12)", "`path` at lines 3-4"
+    rf"`?(?:,\s*|\s+)\(?(?:(?:at|on|in)\s+)?{_PROSE_LINES}\b"
+    r"(?!\s*(?:-|–|to\b)\s*\d)"  # the whole range or nothing
+    r"(?!\s+(?:of|in)\s+(?:the\s+)?(?:file\s+)?`?[\w@+-]*[./\\]\w)",  # "lines 3-4 of b.py"
+    re.I,
+)
+_LINE_BEFORE = re.compile(  # "line 12 of path", "lines 10-20 in the file `path`"
+    rf"\b{_PROSE_LINES}\s+(?:of|in)\s+(?:the\s+)?(?:file\s+)?`?\Z", re.I
+)
+_SPACE = re.compile(r"\s")
 _READ_HEADER = re.compile(r"^(?P<path>\S.*?): lines (?P<start>\d+)-(?P<end>\d+) of \d+", re.M)
 _DEFINITIONS_HEADER = re.compile(r"^(?P<path>\S.*?): \d+ definitions?\b")
 _DEFINITION_ROW = re.compile(r"^\s*(?P<line>\d+): ")
@@ -91,11 +108,12 @@ class Evidence:
     def record(self, arguments: dict[str, Any], output: str) -> None:
         """Remember what one successful tool call showed: every reference in its output,
         read_file's line range, list_definitions' rows, a diff's hunks."""
+        output = output[:MAX_RECORDED_CHARS]
         with self._lock:
             path_argument = arguments.get("path")
             if isinstance(path_argument, str) and path_argument.strip():
                 self.paths.add(_normal(path_argument))
-            for reference in find_references(output, limit=None):
+            for reference in find_references(output, limit=MAX_RECORDED_REFERENCES):
                 self._saw(reference.path, reference.line, reference.end_line)
             for match in _READ_HEADER.finditer(output):
                 self._saw(match["path"], int(match["start"]), int(match["end"]))
@@ -143,20 +161,68 @@ class Evidence:
 def find_references(text: str, limit: int | None = MAX_REFERENCES) -> list[Reference]:
     """The file references in ``text``, in order, without repeats. A word counts as a path
     when it has a directory part or a known file extension: ``parse_config(path: str)``,
-    ``os.path.join`` and version numbers do not."""
+    ``os.path.join``, ``response.json()`` and version numbers do not. (A bare name such as
+    ``obj.rs`` may still be a word: ``check_answer`` keeps it only when it names a file.)
+    One pass over ``text``: linear in its length."""
+    text = text or ""
     found: dict[tuple[str, int | None, int | None], Reference] = {}
-    for match in _REFERENCE.finditer(text or ""):
-        path = match["path"].rstrip(".")
-        token_start = max(text.rfind(" ", 0, match.start()), text.rfind("\n", 0, match.start()))
-        if not _looks_like_path(path) or "://" in text[token_start + 1 : match.end()]:
-            continue  # a word, a dotted name, or part of a URL
+    plausible: dict[str, bool] = {}
+    urls = _url_spans(text)
+    url = next(urls, None)
+    for match in _REFERENCE.finditer(text):
+        while url is not None and url[1] <= match.start():
+            url = next(urls, None)
+        if url is not None and url[0] <= match.start():
+            continue  # part of a URL
+        written_path = match["path"]
+        if "." not in written_path and "/" not in written_path and "\\" not in written_path:
+            continue  # a plain word (the quick test for most of a text)
+        path = _normal(written_path.rstrip("."))
+        if "/" not in path and text.startswith("(", match.end()):
+            continue  # a call: response.json()
+        if path not in plausible:  # (a long text names the same few words again and again)
+            plausible[path] = _looks_like_path(path)
+        if not plausible[path]:
+            continue  # a word, a dotted name, a version
+        start, end = match.start(), match.start() + len(match.group(0).rstrip("."))
         line = int(match["line"]) if match["line"] else None
-        end = int(match["end"]) if match["end"] else None
-        written = match.group(0).rstrip(".")
-        found.setdefault((_normal(path), line, end), Reference(_normal(path), line, end, written))
+        last = int(match["end"]) if match["end"] else None
+        if line is None:
+            start, end, line, last = _prose_lines(text, start, end)
+        reference = Reference(path, line, last, text[start:end])
+        found.setdefault((path, line, last), reference)
         if limit is not None and len(found) >= limit:
             break
     return list(found.values())
+
+
+def _url_spans(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each word that holds ``://``, in order; each character is looked
+    at a bounded number of times (no regular expression that backtracks over a long word)."""
+    end = 0
+    while (found := text.find("://", end)) >= 0:
+        start = max(text.rfind(space, end, found) for space in " \n\t\r") + 1
+        after = _SPACE.search(text, found)
+        end = after.start() if after else len(text)
+        yield max(start, 0), end
+
+
+def _prose_lines(text: str, start: int, end: int) -> tuple[int, int, int | None, int | None]:
+    """A line number written in words beside a path: ``path, line 12``, ``line 12 of
+    path``; the (start, end) of the whole reference as written, and its lines."""
+    after = _LINE_AFTER.match(text, end)
+    if after:
+        last = int(after["end"]) if after["end"] else None
+        return start, after.end(), int(after["line"]), last
+    window = max(0, start - 80)
+    before = (
+        _LINE_BEFORE.search(text, window, start) if "line" in text[window:start].lower() else None
+    )
+    if before:
+        last = int(before["end"]) if before["end"] else None
+        closing = int(text.startswith("`", end) and before.group(0).endswith("`"))
+        return before.start(), end + closing, int(before["line"]), last
+    return start, end, None, None
 
 
 def check_answer(text: str, workspace: Workspace, evidence: Evidence) -> list[Citation]:
@@ -166,8 +232,8 @@ def check_answer(text: str, workspace: Workspace, evidence: Evidence) -> list[Ci
     for reference in find_references(text):
         path = _resolve_basename(reference.path, evidence, workspace)
         exists, problem = _check_path(path, workspace)
-        if not exists and reference.line is None and "." not in path.rsplit("/", 1)[-1]:
-            continue  # "and/or", "input/output": prose, not a path
+        if not exists and problem == "does not exist" and not _plausible(reference):
+            continue  # "and/or", "a.b.c", "obj.rs": prose or code, not a path
         if exists and reference.line is not None:
             if path not in line_counts:
                 line_counts[path] = _line_count(workspace, path)
@@ -194,6 +260,16 @@ def mark_unverified(text: str, citations: list[Citation]) -> str:
     return text
 
 
+def _plausible(reference: Reference) -> bool:
+    """Whether a reference to a file that does not exist still reads as a path: it has a
+    directory part and a file name with an extension (not "and/or"), or it is a bare
+    ``name.ext`` with a line number (``expiry.py:3``; not ``obj.rs`` nor ``a.b.c``)."""
+    name = reference.path.rsplit("/", 1)[-1]
+    if "/" in reference.path:
+        return reference.line is not None or "." in name
+    return reference.line is not None and name.count(".") == 1 and not name.startswith(".")
+
+
 def _looks_like_path(path: str) -> bool:
     if not re.search(r"[A-Za-z]", path) or path.startswith("-"):
         return False
@@ -207,7 +283,7 @@ def _looks_like_path(path: str) -> bool:
 
 
 def _normal(path: str) -> str:
-    path = path.strip().replace("\\", "/")
+    path = re.sub(r"/{2,}", "/", path.strip().replace("\\", "/"))
     while path.startswith("./"):
         path = path[2:]
     return path.rstrip("/") or "."

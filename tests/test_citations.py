@@ -181,3 +181,93 @@ def test_a_mark_never_lands_inside_a_longer_reference(repo: Path) -> None:
         marked
         == "See src/auth.py:8 and src/auth.py:88 [unverified: does not exist (file has 9 lines)]."
     )
+
+
+# -- plausible paths only, every written form, linear on huge output ------------------------
+
+
+def test_dotted_words_are_not_paths_unless_the_file_exists(repo: Path) -> None:
+    ws, evidence = Workspace(repo), Evidence()
+    tool("search_code", ws, evidence, pattern="verify_token")
+    answer = (
+        "It calls a.b.c and obj.rs, e.g. response.json() in v1.2, then reads README.md; "
+        "see auth.py:8 and the missing expiry.py:3."
+    )
+    checked = [(c.path, c.line) for c in check_answer(answer, ws, evidence)]
+    assert checked == [("README.md", None), ("src/auth.py", 8), ("expiry.py", 3)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("see src/auth.py:L8 now", ("src/auth.py", 8, None)),
+        ("see src/auth.py#8 now", ("src/auth.py", 8, None)),
+        ("see src/auth.py#L8-L9 now", ("src/auth.py", 8, 9)),
+        ("see src/auth.py:8:5 now", ("src/auth.py", 8, None)),
+        ("It is on line 8 of src/auth.py.", ("src/auth.py", 8, None)),
+        ("It is in src/auth.py, line 8.", ("src/auth.py", 8, None)),
+        ("It is in src/auth.py (line 8).", ("src/auth.py", 8, None)),
+        ("See lines 8-9 in src/auth.py.", ("src/auth.py", 8, 9)),
+        ("See lines 8 to 9 of `src/auth.py`.", ("src/auth.py", 8, 9)),
+        ("It is in `src/auth.py`.", ("src/auth.py", None, None)),
+        ("It is in `src/auth.py`:8.", ("src/auth.py", 8, None)),
+        ("It is in `src/auth.py:8`.", ("src/auth.py", 8, None)),
+        ("It is in src\\auth.py:8.", ("src/auth.py", 8, None)),
+        ("It is in src\\\\auth.py:8.", ("src/auth.py", 8, None)),
+    ],
+)
+def test_more_written_forms_are_found(
+    text: str, expected: tuple[str, int | None, int | None]
+) -> None:
+    assert refs(text) == [expected]
+
+
+def test_prose_forms_are_checked_and_marked(repo: Path) -> None:
+    ws, evidence = Workspace(repo), Evidence()
+    tool("search_code", ws, evidence, pattern="verify_token")
+    report = "It is on line 8 of src/auth.py, and also in src\\auth.py:412."
+    checked = check_answer(report, ws, evidence)
+    assert [(c.path, c.line, c.verified) for c in checked] == [
+        ("src/auth.py", 8, True),
+        ("src/auth.py", 412, False),
+    ]
+    assert mark_unverified(report, checked) == (
+        "It is on line 8 of src/auth.py, and also in src\\auth.py:412 "
+        "[unverified: does not exist (file has 9 lines)]."
+    )
+
+
+def test_a_huge_single_line_tool_output_is_recorded_quickly_and_bounded() -> None:
+    import time
+
+    from local_brain.citations import MAX_RECORDED_CHARS, MAX_RECORDED_REFERENCES
+
+    minified = "var a=b.c(d),e=f.g;x=lib/dep.js:1;" * 60_000  # about 2 MB, no space, no newline
+    assert len(minified) > 2_000_000
+    evidence = Evidence()
+    started = time.monotonic()
+    evidence.record({"path": "dist/app.min.js"}, minified)
+    assert time.monotonic() - started < 2.0
+    kept = sum(len(ranges) for ranges in evidence.lines.values()) + len(evidence.paths)
+    assert kept <= MAX_RECORDED_REFERENCES + 2
+    assert len(minified) > MAX_RECORDED_CHARS
+    assert evidence.saw("lib/dep.js", 1, None) and evidence.saw("dist/app.min.js", None, None)
+
+
+def test_a_line_in_words_goes_with_the_right_path() -> None:
+    assert refs("See src/a.py, lines 3-4 of src/b.py.") == [
+        ("src/a.py", None, None),
+        ("src/b.py", 3, 4),
+    ]
+    assert refs("See src/a.py, line 3 in the constructor.") == [("src/a.py", 3, None)]
+    assert refs("See src/a.py line 30 or so.") == [("src/a.py", 30, None)]
+
+
+@pytest.mark.parametrize("word", ["a" * 2_000_000, "a.b-" * 500_000, "x://" + "y" * 2_000_000])
+def test_one_huge_word_is_scanned_in_linear_time(word: str) -> None:
+    import time
+
+    started = time.monotonic()
+    assert find_references(word, limit=None) == []
+    Evidence().record({}, word)
+    assert time.monotonic() - started < 2.0

@@ -164,3 +164,152 @@ def test_ctrl_c_prints_what_is_done(model_server: ModelServer, repo: Path, tmp_p
     assert re.search(rf"{re.escape(BAD)}\s+solo\s+0\.00\s+0/1", stdout)
     assert "interrupted after 1 of 2 attempts" in stdout
     assert "Traceback" not in stderr
+
+
+# -- counts, carried config groups, one attempt's crash ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "2",
+        "2.",
+        "2 files",
+        "It appears in 2 files.",
+        "Two files contain it: src/app/config.py and src/app/main.py.",
+        "Files: 2",
+        "The number of files is 2.",
+        "It is found in 2 Python files (src/a.py:4, src/b.py:1).",
+        "2 (src/app/config.py and src/app/main.py)",
+        "**2**",
+        "Answer: 2 — in src/v3/a.py and src/v3/b.py",
+        "It is in **2** files, not 3 as the docs say.",
+    ],
+)
+def test_a_count_stated_as_the_count_is_correct(answer: str) -> None:
+    question = Question("count", "How many files?", ("2",), (), "search")
+    assert score(question, answer).outcome == "correct"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "It appears in 3 files; the first match is on line 2 of src/a.py.",
+        "See src/a.py:2 and src/b.py:2 and src/c.py:9: 3 files in all.",
+        "Only src/v2/api.py has it, so 1 file.",
+        "12 files",
+        "As of 2 releases ago it was in 5 files.",
+        "I found it in src/a.py:2.",
+        "I could not count them; line 2 of src/a.py mentions it.",
+        "1 file in src and 2 in tests: 3 files.",
+    ],
+)
+def test_a_number_that_is_not_the_count_is_not_correct(answer: str) -> None:
+    question = Question("count", "How many files?", ("2",), (), "search")
+    assert score(question, answer).outcome == "wrong"
+
+
+def test_the_written_config_carries_the_groups_and_keeps_secret_references(
+    cli, model_server: ModelServer, repo: Path, tmp_path: Path
+) -> None:
+    questions = generate_questions(Workspace(repo), 2, SEED).questions
+    model_server.responder = responder_for(questions)
+    config = tmp_path / "groups.yaml"
+    config.write_text(
+        f"model_list:\n"
+        f"  - model_name: strong\n"
+        f"    litellm_params: {{model: 'ollama_chat/{GOOD}', api_base: os.environ/EVAL_BASE,"
+        f" api_key: os.environ/EVAL_SECRET}}\n"
+        f"  - model_name: weak\n"
+        f"    litellm_params: {{model: 'ollama_chat/{BAD}', api_base: os.environ/EVAL_BASE}}\n"
+        f"router_settings: {{timeout: 77, fallbacks: [{{strong: [weak]}}]}}\n"
+        f"local_brain: {{max_steps: 3}}\n"
+    )
+    env = {"EVAL_BASE": model_server.url, "EVAL_SECRET": "sk-very-secret-value"}
+    written = tmp_path / "recommended.yaml"
+
+    result = cli("eval", "--models", "weak,strong", "--roles", "solo", "--questions", "2",
+                 "--seed", str(SEED), "--root", str(repo), "--config", str(config),
+                 "--write-config", str(written), server=model_server, env=env)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    text = written.read_text()
+    assert "sk-very-secret-value" not in text and model_server.url not in text
+    assert written.stat().st_mode & 0o077 == 0  # it may hold keys: its owner's only
+    data = yaml.safe_load(text)
+    assert data["local_brain"] == {"model": "strong"}
+    entries = {entry["model_name"]: entry["litellm_params"] for entry in data["model_list"]}
+    assert entries["strong"] == {"model": f"ollama_chat/{GOOD}", "api_base": "os.environ/EVAL_BASE",
+                                 "api_key": "os.environ/EVAL_SECRET"}  # fmt: skip
+    assert "weak" in entries  # the fallback the router settings name comes along
+    assert data["router_settings"] == {"timeout": 77, "fallbacks": [{"strong": ["weak"]}]}
+
+    model_server.clear_requests()
+    model_server.responder = None
+    model_server.script(None, [code('final_answer("done")')])
+    later = cli("--config", str(written), "--root", str(repo), "Q?", server=model_server, env=env)
+    assert later.returncode == 0, later.stderr
+    assert [request.model for request in model_server.chat_requests()] == [GOOD]
+
+
+def test_an_unexpected_error_in_one_attempt_is_a_failure_kind_not_the_end(
+    cli, model_server: ModelServer, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import local_brain.runner
+
+    real_run = local_brain.runner.run
+    calls = []
+
+    def run_that_breaks_once(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 1:
+            raise ValueError("a bug somewhere\nsecond line")
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(local_brain.runner, "run", run_that_breaks_once)
+
+    result = run_eval(cli, model_server, repo, tmp_path, "--roles", "solo", "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and len(calls) == 9
+    rows = {row["model"]: row for row in json.loads(result.stdout)["rows"]}
+    assert rows[UNUSABLE]["failures"] == {
+        "internal error: ValueError: a bug somewhere": 1,
+        "unusable_output": 2,
+    }
+    assert rows[GOOD]["score"] == 1.0
+
+
+def test_a_count_in_words_among_prose() -> None:
+    question = Question("count", "How many files?", ("2",), (), "search")
+    assert score(question, "2 (one in src, one in tests)").outcome == "correct"
+    assert score(question, "Two.").outcome == "correct"
+    assert score(question, "In one file: src/a.py.").outcome == "wrong"
+
+
+def test_a_config_file_that_appears_during_the_eval_is_not_overwritten(
+    cli, model_server: ModelServer, repo: Path, tmp_path: Path
+) -> None:
+    written = tmp_path / "recommended.yaml"
+    questions = generate_questions(Workspace(repo), 1, SEED).questions
+    respond = responder_for(questions)
+
+    def respond_and_create(request):
+        if not written.exists():
+            written.write_text("# mine\n")
+        return respond(request)
+
+    model_server.responder = respond_and_create
+    result = cli("eval", "--models", GOOD, "--questions", "1", "--seed", str(SEED),
+                 "--root", str(repo), "--write-config", str(written),
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 2 and "exists (add --force)" in result.stderr
+    assert written.read_text() == "# mine\n"
+    assert "Traceback" not in result.stderr
+
+    forced = cli("eval", "--models", GOOD, "--questions", "1", "--seed", str(SEED),
+                 "--root", str(repo), "--write-config", str(written), "--force",
+                 server=model_server)  # fmt: skip
+    assert forced.returncode == 0, forced.stderr
+    assert yaml.safe_load(written.read_text()) == {"local_brain": {"model": GOOD}}

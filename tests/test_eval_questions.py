@@ -254,3 +254,25 @@ def test_source_files_are_capped(make_repo: RepoFactory) -> None:
     question_set = generate_questions(Workspace(root), 3, 0)
     assert "definitions come from the first 400 files only" in question_set.notes
     assert all("fn_400_x" not in q.text for q in question_set.questions)
+
+
+def test_config_values_are_the_text_as_written(make_repo: RepoFactory) -> None:
+    repo = make_repo(
+        {
+            "app.yaml": "runtime:\n  python: 3.10\n  mode: 010\n  enabled: yes\n  label: 'v1.0'\n",
+            "tool.toml": '[build]\nratio = 3.10\nmask = 0x1F\nlimit = 1_000\nname = "fast"\n',
+            "data.json": '{"ratio": 3.10, "scale": 1e3, "count": 12}',
+        }
+    )
+    questions = of_kind(generate_questions(Workspace(repo), 50, 0), "config_value")
+    assert find(questions, "`runtime.python`").expected == ("3.10",)
+    assert find(questions, "`runtime.mode`").expected == ("010",)
+    assert find(questions, "`runtime.label`").expected == ("v1.0",)
+    assert find(questions, "`build.ratio`").expected == ("3.10",)
+    assert find(questions, "`build.mask`").expected == ("0x1F",)
+    assert find(questions, "`build.limit`").expected == ("1_000",)
+    assert find(questions, "`build.name`").expected == ("fast",)
+    assert find(questions, "`ratio` in `data.json`").expected == ("3.10",)
+    assert find(questions, "`scale`").expected == ("1e3",)
+    assert find(questions, "`count`").expected == ("12",)
+    assert not [q for q in questions if "enabled" in q.text]  # a yes/no is too easy a guess

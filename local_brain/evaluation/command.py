@@ -97,7 +97,7 @@ def eval_command(
     else:
         click.echo(report.table(rows, recommendation, notes))
     if write_config is not None and not interrupted:
-        report.write_config(write_config, recommendation, workspace.root)
+        report.write_config(write_config, recommendation, workspace.root, settings, force)
         click.echo(f"local-brain: wrote {write_config}", err=True)
     if interrupted:  # leave now: library threads may still wait on an abandoned request
         sys.stdout.flush()

@@ -242,6 +242,9 @@ def _read_text(ws: Workspace, path: str, limit: int = MAX_FILE_BYTES) -> str | N
 
 
 def _load(path: str, text: str) -> object:
+    """The file's mappings with each scalar as written (``3.10``, ``010``, ``0x1F``, not
+    ``3.1``, ``8``, ``31``): what a reader of the file sees. Other leaves (lists, dates,
+    yes/no, null) become None."""
     suffix = PurePosixPath(path).suffix.lower()
     try:
         if suffix in (".ini", ".cfg"):
@@ -252,11 +255,47 @@ def _load(path: str, text: str) -> object:
         if suffix == ".toml":
             import tomllib  # Python 3.11+: on 3.10, TOML files are left out
 
-            return tomllib.loads(text)
+            return _toml_ints_as_written(tomllib.loads(text, parse_float=str), text)
+        if suffix == ".json":
+            return json.loads(text, parse_float=str, parse_int=str)
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when installed
-        return json.loads(text) if suffix == ".json" else yaml.load(text, Loader=loader)
+        return _yaml_as_written(yaml.compose(text, Loader=loader))
     except (ValueError, ImportError, yaml.YAMLError, configparser.Error, RecursionError):
         return None  # TOMLDecodeError and JSONDecodeError are ValueErrors
+
+
+_YAML_TEXT_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float"))
+
+
+def _yaml_as_written(node: object, depth: int = 0) -> object:
+    if isinstance(node, yaml.MappingNode) and depth <= 5:  # (an alias may loop: bounded)
+        return {
+            key.value: _yaml_as_written(value, depth + 1)
+            for key, value in node.value
+            if isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str"
+        }
+    if isinstance(node, yaml.ScalarNode) and node.tag in _YAML_TEXT_TAGS:
+        return node.value  # the text, without quotes: 3.10 stays 3.10
+    return None
+
+
+def _toml_ints_as_written(data: object, text: str, key: str = "", depth: int = 0) -> object:
+    """tomllib gives ``0x1F`` and ``1_000`` as 31 and 1000: find each integer's own text
+    (``key = <text>`` on a line of its own); one whose text is not found for sure is left
+    out."""
+    if isinstance(data, dict) and depth <= 5:
+        return {k: _toml_ints_as_written(v, text, k, depth + 1) for k, v in data.items()}
+    if not isinstance(data, int) or isinstance(data, bool):
+        return data
+    assignment = rf"(?m)^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=[ \t]*([+-]?\w+)[ \t]*(?:#|$)"
+    written = set()
+    for candidate in re.findall(assignment, text):
+        try:
+            if int(candidate, 0) == data:
+                written.add(candidate)
+        except ValueError:
+            continue
+    return written.pop() if len(written) == 1 else None
 
 
 def _scalars(data: object, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, str]]:

@@ -107,18 +107,82 @@ def table(rows: list[Row], recommendation: dict[str, str | None], notes: list[st
     return "\n".join(text)
 
 
-def write_config(path: Path, recommendation: dict[str, str | None], root: Path) -> None:
-    """The recommendation as a config file in our format: a later run without -m uses it."""
+def write_config(
+    path: Path,
+    recommendation: dict[str, str | None],
+    root: Path,
+    settings: Settings,
+    force: bool = False,
+) -> None:
+    """The recommendation as a config file in our format: a later run without -m uses it.
+    A recommended config group comes along (its ``model_list`` entries, the groups its
+    fallbacks name, and ``router_settings``) as the config files wrote it: a key given as
+    ``os.environ/NAME`` stays a reference, never the value. Without ``force`` a file that
+    appeared while the eval ran is kept (UsageError); the new file is readable by its owner
+    only, as it may hold keys the config files held."""
+    import os
+
     import yaml
 
+    from local_brain.errors import UsageError
     from local_brain.transcript import write_atomically
 
     ours = {key: value for key, value in recommendation.items() if value}
+    document: dict[str, Any] = {"local_brain": ours}
+    document.update(_carried(settings, [value for value in ours.values() if value]))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = (
         f"# Written by `local-brain eval` on {stamp} for {root}.\n"
         "# Load it with --config, LOCAL_BRAIN_CONFIG, or copy it to the path\n"
-        "# `local-brain config path` prints.\n"
-        + yaml.safe_dump({"local_brain": ours}, sort_keys=False)
+        "# `local-brain config path` prints.\n" + yaml.safe_dump(document, sort_keys=False)
     )
-    write_atomically(path, text)
+    try:
+        if force:
+            write_atomically(path, text)
+            return
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+    except FileExistsError:
+        raise UsageError(f"--write-config {path}: the file exists (add --force)") from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageError(f"--write-config {path}: cannot write it ({reason})") from None
+
+
+def _carried(settings: Settings, models: list[str]) -> dict[str, Any]:
+    """``model_list`` entries of the config groups ``models`` name (and of the groups their
+    fallbacks name), and ``router_settings``, as written in the config files (before
+    ``os.environ/NAME`` and ``${NAME}`` are replaced)."""
+    from local_brain.config import merge, read_config_file
+
+    raw: dict[str, Any] = {}
+    for config_file in settings.config_files:
+        raw = merge(raw, read_config_file(config_file))
+    entries = [entry for entry in raw.get("model_list") or [] if isinstance(entry, dict)]
+    router = raw.get("router_settings") or {}
+    defined = {entry.get("model_name") for entry in entries}
+    wanted = [model for model in models if model in defined]
+    carried: set[str] = set()
+    while wanted:  # a carried group's fallbacks come along, and theirs
+        group = wanted.pop()
+        if group in carried:
+            continue
+        carried.add(group)
+        wanted += [name for name in _fallbacks(router, group) if name in defined]
+    result: dict[str, Any] = {}
+    model_list = [entry for entry in entries if entry.get("model_name") in carried]
+    if model_list:
+        result["model_list"] = model_list
+    if router:
+        result["router_settings"] = router
+    return result
+
+
+def _fallbacks(router: dict[str, Any], group: str) -> list[str]:
+    names: list[str] = []
+    for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+        for rule in router.get(key) or []:
+            if isinstance(rule, dict) and isinstance(rule.get(group), list):
+                names += [name for name in rule[group] if isinstance(name, str)]
+    return names

@@ -34,6 +34,7 @@ from local_brain.usage import Usage, UsageLedger
 from local_brain.workspace import Workspace
 
 ROLES = ("solo", "manager", "worker")
+MAX_FAILURE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -130,18 +131,29 @@ def attempt(
 
     steps = _StepCounter()
     started = time.monotonic()
-    plan = make_plan(settings, team=team, installed_default=lambda: model)
     try:
+        plan = make_plan(settings, team=team, installed_default=lambda: model)
         result = run(q.text, plan, workspace, on_event=steps)
+        verdict = score(q, result.answer)
     except LocalBrainError as error:
         usage = error.usage if isinstance(error.usage, UsageLedger) else UsageLedger()
         verdict = Verdict("no_answer", _failure_kind(error, steps))
         return Attempt(model, role, q, verdict, steps.count, usage.total(),
                        time.monotonic() - started)  # fmt: skip
+    except Exception as error:  # a bug met by one attempt: its result, not the eval's end
+        verdict = Verdict("no_answer", internal_error(error))
+        return Attempt(model, role, q, verdict, steps.count, Usage(), time.monotonic() - started)
     return Attempt(
-        model, role, q, score(q, result.answer), result.steps, result.usage.total(),
+        model, role, q, verdict, result.steps, result.usage.total(),
         time.monotonic() - started, len(result.unverified),
     )  # fmt: skip
+
+
+def internal_error(error: Exception) -> str:
+    """``internal error: ValueError: the first line of its message`` (shortened)."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return f"internal error: {text[:MAX_FAILURE_CHARS]}"
 
 
 def summarize(done: list[Attempt]) -> list[Row]:
