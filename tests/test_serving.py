@@ -135,6 +135,30 @@ def test_a_run_that_must_compact_reuses_most_of_its_prompt(
     assert model_server.loads(MODEL) == 1
 
 
+def test_a_long_run_compacts_without_cutting_fresh_observations_or_giving_up(
+    cli, model_server: ModelServer, big_repo: Path, tmp_path: Path
+) -> None:
+    model_server.prefix_cache = True
+    config = tmp_path / "c.yaml"  # about 1,600 tokens of instructions, 2,000 per observation
+    config.write_text("local_brain: {num_ctx: 8192, max_steps: 40}\n")
+    model_server.script(MODEL, reading_steps(30))
+
+    result = cli("--config", str(config), "-m", MODEL, "--root", str(big_repo), "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr  # not a false "window too small" (exit 2)
+    assert result.stdout.strip() == "done"
+    chats = model_server.chat_requests()
+    assert len(chats) == 31
+    for request in chats:
+        assert request.prompt_tokens_total + (request.output_cap or 0) <= request.num_ctx
+        assert "shortened to fit" not in request.last_text  # the newest observation is whole
+    assert any("left out to fit" in json.dumps(r.body["messages"]) for r in chats)
+    evaluated = sum(request.prompt_tokens_evaluated for request in chats)
+    total = sum(request.prompt_tokens_total for request in chats)
+    assert evaluated <= total / 2, f"{evaluated} of {total} prompt tokens re-evaluated"
+
+
 def test_server_figures_reach_the_json_usage(
     cli, model_server: ModelServer, big_repo: Path
 ) -> None:
@@ -243,6 +267,48 @@ def test_a_model_that_repeats_itself_every_time_ends_the_run(
     assert "repeated itself 2 times in a row" in result.stderr
 
 
+def test_a_reply_stopped_for_repeating_counts_its_tokens(
+    cli, model_server: ModelServer, big_repo: Path
+) -> None:
+    model_server.ignore_output_caps = True
+    model_server.script(MODEL, [Reply.endless("la "), code('final_answer("fine")')])
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "--json", "Q?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    usage = json.loads(result.stdout)["usage"][MODEL]
+    stopped, answered = model_server.chat_requests()
+    assert stopped.usage is None and answered.usage is not None  # no figures for the first
+    assert usage["prompt_tokens"] >= stopped.prompt_tokens_total + answered.usage.prompt_tokens
+    assert usage["completion_tokens"] >= answered.usage.completion_tokens + 50  # "la la la…"
+
+
+def test_stopping_a_repeating_reply_is_no_failure_of_the_deployment(
+    cli, model_server: ModelServer, big_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from local_brain.models.routing import Routing
+
+    failures: list[str] = []
+    record_failure = Routing.record_failure
+
+    def spy(self: Routing, deployment_id: str | None, error: BaseException | None) -> None:
+        failures.append(f"{type(error).__name__}: {error}")
+        record_failure(self, deployment_id, error)
+
+    monkeypatch.setattr(Routing, "record_failure", spy)
+    model_server.ignore_output_caps = True
+    loop = ("the same sentence again and again, " * 20)[:600]  # one chunk already repeats
+    model_server.script(MODEL, [Reply.endless(loop, chunk_delay=2), code('final_answer("fine")')])
+
+    result = cli("-m", MODEL, "--root", str(big_repo), "Q?", server=model_server)
+
+    assert result.returncode == 0, result.stderr
+    assert "kept repeating the same text" in result.stderr
+    assert failures == []  # we stopped it ourselves: not held against the deployment
+    wait_for_no_generation(model_server)
+    assert model_server.chat_requests()[0].client_gone and model_server.open_generations() == 0
+
+
 def wait_for_no_generation(model_server: ModelServer) -> None:
     deadline = time.monotonic() + 5
     while model_server.open_generations() and time.monotonic() < deadline:
@@ -284,6 +350,67 @@ def test_no_first_token_in_time_is_named(
         result.stderr
     )
     assert "first_token_timeout" in result.stderr
+
+
+@pytest.mark.parametrize("route", ["ollama_chat", "hosted_vllm"])
+def test_a_request_given_up_on_before_its_first_byte_is_closed(
+    cli, model_server: ModelServer, big_repo: Path, tmp_path: Path, route: str
+) -> None:
+    model_server.script(MODEL, [Fault.hang(60, then=Reply("too late"))])  # still loading
+    base = model_server.url if route == "ollama_chat" else model_server.openai_url
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: slow\n"
+        f"    litellm_params: {{model: {route}/{MODEL}, api_base: {base}}}\n"
+        "    model_info: {max_input_tokens: 8192}\n"
+        "local_brain: {first_token_timeout: 1}\n"
+    )
+
+    started = time.monotonic()
+    result = cli("--config", str(config), "-m", "slow", "--root", str(big_repo), "Q?",
+                 server=model_server)  # fmt: skip
+
+    assert result.returncode == 3
+    assert "sent no first token within 1 s" in result.stderr
+    assert time.monotonic() - started < 30
+    (request,) = model_server.chat_requests()
+    deadline = time.monotonic() + 5
+    while not request.client_gone and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert request.client_gone  # closed at once: the server stops loading for nobody
+    assert request.status is None  # it never got to answer
+
+
+def test_a_fallback_in_the_middle_of_a_stream_is_credited_to_the_model_that_answered(
+    cli, model_server: ModelServer, big_repo: Path, tmp_path: Path
+) -> None:
+    model_server.script(BIG, [Fault.truncated("")])  # the stream breaks before any text
+    model_server.script(MODEL, [code('final_answer("from the backup")')])
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: primary\n"
+        f"    litellm_params: {{model: ollama_chat/{BIG}, api_base: {model_server.url}}}\n"
+        "  - model_name: backup\n"
+        f"    litellm_params: {{model: ollama_chat/{MODEL}, api_base: {model_server.url}}}\n"
+        "router_settings: {fallbacks: [{primary: [backup]}], num_retries: 0}\n"
+    )
+
+    result = cli("--config", str(config), "-m", "primary", "--root", str(big_repo), "--json",
+                 "Q?", server=model_server)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["answer"] == "from the backup"
+    assert set(document["usage"]) == {"backup"}, document["usage"]
+    (answered,) = model_server.chat_requests(MODEL)
+    assert answered.usage is not None
+    usage = document["usage"]["backup"]
+    assert usage["completion_tokens"] == answered.usage.completion_tokens
+    assert usage["loads"] == 1  # the backup's own figures, not the broken stream's
+    assert [f["took_over"] for f in document["fallbacks"]] == ["backup"]
+    assert "backup took over" in result.stderr
 
 
 def test_an_openai_compatible_route_with_a_small_window_is_compacted(
@@ -361,3 +488,18 @@ def test_an_openai_compatible_stream_is_watched_and_its_figures_read(
     assert usage["prompt_tokens_reused"] == sum(r.prompt_tokens_cached for r in finished) > 0
     assert usage["generation_tokens_per_second"] == pytest.approx(50, rel=0.05)
     assert "cut the context" not in result.stderr
+
+
+def test_the_scripted_server_says_so_before_closing_after_a_status_fault(
+    model_server: ModelServer,
+) -> None:
+    import http.client
+
+    model_server.script(MODEL, [Fault.status(500, "boom")])
+    connection = http.client.HTTPConnection("127.0.0.1", model_server.port, timeout=5)
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    connection.request("POST", "/api/chat", body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    assert response.status == 500 and response.getheader("Connection") == "close"
+    response.read()
+    connection.close()

@@ -21,7 +21,13 @@ from local_brain.models.streaming import (
 )
 from local_brain.parsing import cut_reply_note, repeated_reply_note, reply_cut
 from local_brain.safe_import import import_model_stack
-from local_brain.window import Compactor, WindowTooSmall, message_text
+from local_brain.window import (
+    Compactor,
+    WindowTooSmall,
+    estimate_tokens,
+    message_text,
+    text_tokens,
+)
 
 if TYPE_CHECKING:
     from local_brain.models.routing import Routing
@@ -124,7 +130,7 @@ class RoutedModel(smolagents.LiteLLMRouterModel):
         except WindowTooSmall as error:
             raise ConfigError(
                 f"model {self.model_id}'s context window of {window} tokens cannot hold the "
-                f"instructions and the question ({error})",
+                f"instructions, the question and the latest result ({error})",
                 hint="raise num_ctx (local_brain.num_ctx or the deployment's own), or use a "
                 "model with a longer context",
             ) from None
@@ -193,6 +199,9 @@ class RoutedModel(smolagents.LiteLLMRouterModel):
         figures = parse_figures(reply.last_line, ollama=reply.ollama_format)
         prompt = reply.prompt_tokens or (figures.prompt_read or 0 if figures else 0)
         completion = reply.completion_tokens or (figures.completion_tokens or 0 if figures else 0)
+        if reply.repeating:  # stopped before the server's count: the tokens were still spent
+            prompt = prompt or estimate_tokens(messages)
+            completion = completion or text_tokens(reply.text)
         message = smolagents.ChatMessage(
             role=smolagents.MessageRole.ASSISTANT,
             content=reply.text,

@@ -8,11 +8,14 @@ llama.cpp's server, LM Studio: server-sent events, ``data: {...}``).
 A non-streamed request shows nothing until the model is done, so a stalled or looping
 model is noticed only when the whole request times out, and the server keeps generating.
 Here the request streams through litellm (the Router still picks the deployment) with an
-HTTP client of our own: its response hook hands us the response, so that the last line
-(the server's figures: Ollama's load, prefill and generation times and cached tokens,
-llama.cpp's ``timings``, an OpenAI-style usage chunk) can be read and the
-socket shut down, which stops the server at once. The chunks are read in a worker thread
-while this one keeps the deadlines.
+HTTP client of our own. Its connection is captured as soon as it is made (httpcore's
+``trace`` extension), so a request given up on is closed even before the first response
+byte (a model still loading): shutting the socket down stops the server at once. Its
+response hook tees each response, so that the last line (the server's figures: Ollama's
+load, prefill and generation times and cached tokens, llama.cpp's ``timings``, an
+OpenAI-style usage chunk) can be read; a response that the Router replaced (a fallback
+after a stream broke) is forgotten. The chunks are read in a worker thread while this one
+keeps the deadlines.
 """
 
 from __future__ import annotations
@@ -72,15 +75,17 @@ class StreamedReply:
     last_line: str | None = None  # the server's last chunk with figures (usage, timings)
     ollama_format: bool = False
     repeating: bool = False  # stopped: the reply had become one unit over and over
-    last_piece: str = ""
-    same_pieces: int = 0  # how many times in a row the same piece of text came
     next_check: int = REPEAT_MIN_CHARS
 
 
+CONNECTED_EVENTS = ("connection.connect_tcp.complete", "connection.connect_unix_socket.complete")
+
+
 class ResponseTap:
-    """An httpx client whose responses we read alongside litellm, line by line, and can cut
-    off. The text is taken from the server's own chunks: litellm's Ollama stream parser
-    moves text between ``<think>`` tags around, and code inside ``<think>`` must never run."""
+    """An httpx client whose connections we can cut off at any time and whose responses we
+    read alongside litellm, line by line. The text is taken from the server's own chunks:
+    litellm's Ollama stream parser moves text between ``<think>`` tags around, and code
+    inside ``<think>`` must never run."""
 
     def __init__(self) -> None:
         import httpx
@@ -88,25 +93,55 @@ class ResponseTap:
 
         self._lock = threading.Lock()
         self._response: Any = None
+        self._socket: socket.socket | None = None
+        self._aborted = False
+        # Set when we stop a reply on purpose (it repeats itself): the broken connection
+        # then ends the stream quietly instead of failing the request in litellm, which
+        # would hold it against the deployment (cool it down) for something we did.
+        self.quiet = threading.Event()
         self.lines = ChatLines()
-        self.handler = HTTPHandler(client=httpx.Client(event_hooks={"response": [self._hook]}))
+        hooks = {"request": [self._watch_connection], "response": [self._hook]}
+        self.handler = HTTPHandler(client=httpx.Client(event_hooks=hooks))
 
-    def _hook(self, response: Any) -> None:
-        with self._lock:
-            self._response = response
-        response.stream = _tee_class()(response.stream, self.lines)
+    def _watch_connection(self, request: Any) -> None:
+        """Ask httpcore to tell us about the connection the request goes out on."""
+        earlier = request.extensions.get("trace")
 
-    def abort(self) -> bool:
-        """Shut the socket down: the reading thread wakes up, the server sees the client go.
-        False when no response has arrived yet (there is no socket to shut)."""
-        with self._lock:
-            response = self._response
-        stream = (getattr(response, "extensions", None) or {}).get("network_stream")
+        def trace(event: str, info: dict[str, Any]) -> None:
+            if earlier is not None:
+                earlier(event, info)
+            if event in CONNECTED_EVENTS:
+                self._connected(info.get("return_value"))
+
+        request.extensions["trace"] = trace
+
+    def _connected(self, stream: Any) -> None:
         sock = stream.get_extra_info("socket") if stream is not None else None
         if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._socket = sock
+            aborted = self._aborted
+        if aborted:  # given up on while it was connecting
+            _shut(sock)
+
+    def _hook(self, response: Any) -> None:
+        lines = ChatLines()  # a new response (a retry, a fallback) replaces what came before
+        with self._lock:
+            self._response = response
+            self.lines = lines
+        response.stream = _tee_class()(response.stream, lines, self.quiet)
+
+    def abort(self) -> bool:
+        """Shut the connection down, answered or not: the reading thread wakes up and the
+        server sees the client go. False when no connection was made yet (one made later is
+        shut at once)."""
+        with self._lock:
+            self._aborted = True
+            sock = self._socket
+        if sock is None:
             return False
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+        _shut(sock)
         return True
 
     def close_response(self) -> None:
@@ -117,6 +152,13 @@ class ResponseTap:
 
     def close(self) -> None:
         self.handler.close()
+        with self._lock:  # litellm keeps the handler while the response lives: let it go
+            self._response = None
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass
@@ -186,14 +228,19 @@ def _tee_class() -> type:
     import httpx
 
     class Tee(httpx.SyncByteStream):
-        def __init__(self, stream: Any, lines: ChatLines) -> None:
+        def __init__(self, stream: Any, lines: ChatLines, quiet: threading.Event) -> None:
             self._stream = stream
             self._lines = lines
+            self._quiet = quiet
 
         def __iter__(self) -> Iterator[bytes]:
-            for chunk in self._stream:
-                self._lines.feed(chunk)
-                yield chunk
+            try:
+                for chunk in self._stream:
+                    self._lines.feed(chunk)
+                    yield chunk
+            except httpx.TransportError:
+                if not self._quiet.is_set():
+                    raise
 
         def close(self) -> None:
             self._stream.close()
@@ -213,13 +260,20 @@ def stream_reply(start: Callable[[Any], Any], limits: StreamLimits) -> StreamedR
     def read() -> None:
         try:
             stream = start(tap.handler)
-            reply.hidden_params = dict(getattr(stream, "_hidden_params", None) or {})
+            same = _SamePieces()
             for chunk in stream:
                 if stop.is_set():  # we have heard enough: leave quietly, close the response
                     tap.close_response()
                     return
                 pieces.put(("chunk", chunk))
-            pieces.put(("done", None))
+                if same.add(chunk):  # before litellm's own guard fails the request
+                    pieces.put(("repeating", None))
+                    tap.quiet.set()
+                    tap.close_response()
+                    return
+            # Read at the end: a Router fallback mid-stream repoints them at the deployment
+            # that really answered.
+            pieces.put(("done", dict(getattr(stream, "_hidden_params", None) or {})))
         except BaseException as error:  # handed to the waiting thread
             pieces.put(("error", error))
 
@@ -241,12 +295,13 @@ def stream_reply(start: Callable[[Any], Any], limits: StreamLimits) -> StreamedR
                     break
                 raise value
             if kind == "done":
+                reply.hidden_params = value or reply.hidden_params
+                break
+            if kind == "repeating":
+                reply.repeating = True
                 break
             _take(reply, value)
             got_token = True
-            if reply.same_pieces >= REPEAT_SAME_PIECES:
-                reply.repeating = True
-                break
             if len(reply.text) >= reply.next_check:
                 reply.next_check = len(reply.text) + REPEAT_CHECK_EVERY
                 if _repeating(reply.text):
@@ -254,11 +309,12 @@ def stream_reply(start: Callable[[Any], Any], limits: StreamLimits) -> StreamedR
                     break
     finally:
         stop.set()  # a repeating model: the reader closes the response at its next chunk
+        if reply.repeating:
+            tap.quiet.set()  # our decision, not the deployment's failure
         worker.join(timeout=1 if reply.repeating else 0)
         if worker.is_alive() and tap.abort():  # blocked on a silent server: cut it off
             worker.join(timeout=5)
-        # Before any response there is no socket of ours to shut: the daemon thread is left
-        # to the request timeout (the process exits without waiting for it).
+        # Not even connected yet: the connection is shut as soon as it is made.
         tap.close()
     lines = tap.lines
     if lines.objects == 0 and lines.other:
@@ -270,22 +326,43 @@ def stream_reply(start: Callable[[Any], Any], limits: StreamLimits) -> StreamedR
     return reply
 
 
+class _SamePieces:
+    """Counts the same piece of text coming again and again, in the reading thread."""
+
+    def __init__(self) -> None:
+        self.last = ""
+        self.count = 0
+
+    def add(self, chunk: Any) -> bool:
+        text = _piece(chunk)
+        if text:
+            self.count = self.count + 1 if text == self.last else 1
+            self.last = text
+        return self.count >= REPEAT_SAME_PIECES
+
+
 def _take(reply: StreamedReply, chunk: Any) -> None:
     """Add one litellm stream chunk to the reply."""
     usage = getattr(chunk, "usage", None)
     if usage:
         reply.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         reply.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    served_by = getattr(chunk, "_hidden_params", None) or {}
+    if served_by.get("model_id"):  # after a fallback, the deployment that took over
+        reply.hidden_params = {**reply.hidden_params, **served_by}
     choices = getattr(chunk, "choices", None) or []
     if not choices:
         return
     choice = choices[0]
     reply.finish_reason = getattr(choice, "finish_reason", None) or reply.finish_reason
-    text = getattr(getattr(choice, "delta", None), "content", None) or ""
-    reply.text += text
-    if text:
-        reply.same_pieces = reply.same_pieces + 1 if text == reply.last_piece else 1
-        reply.last_piece = text
+    reply.text += _piece(chunk)
+
+
+def _piece(chunk: Any) -> str:
+    """The text one litellm stream chunk adds."""
+    choices = getattr(chunk, "choices", None) or []
+    delta = getattr(choices[0], "delta", None) if choices else None
+    return getattr(delta, "content", None) or ""
 
 
 def _repeating(text: str) -> bool:

@@ -237,7 +237,9 @@ class Fault:
         """Wait ``seconds`` before answering with ``then``; with ``then=None`` drop the connection.
 
         Other requests are served meanwhile, and :meth:`ModelServer.stop` ends the wait at once.
-        The wait happens before any response byte is sent, so a client ``timeout`` fires.
+        The wait happens before any response byte is sent, so a client ``timeout`` fires.  A
+        client that closes its connection meanwhile ends the wait too (a real server stops
+        loading or reading the prompt for it): the request records ``client_gone=True``.
         """
         return Fault(kind="hang", seconds=seconds, then=then)
 
@@ -979,6 +981,7 @@ class _Handler(BaseHTTPRequestHandler):
         status: int,
         body: bytes | str | dict[str, Any] | list[Any],
         content_type: str | None = None,
+        close: bool = False,
     ) -> None:
         if isinstance(body, (dict, list)):
             payload = json.dumps(body).encode()
@@ -992,6 +995,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
+        if close:  # said, as HTTP/1.1 asks, before the server closes the connection
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(payload)
 
@@ -1070,6 +1076,7 @@ class _Handler(BaseHTTPRequestHandler):
         except _Disconnect:
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            record.client_gone = True  # it left while we were still answering
             self.close_connection = True
         except Exception as exc:  # a bug in a responder or in the fake: make it visible
             record.error = "".join(traceback.format_exception(exc))
@@ -1250,7 +1257,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer_item(self, record: RecordedRequest, item: ReplyItem | None) -> None:
         while isinstance(item, Fault) and item.kind == "hang":
             record.fault = "hang"
-            if not self.fake._wait(item.seconds):
+            if not self._wait_for_client(record, item.seconds):
                 raise _Disconnect
             item = item.then
         if item is None:
@@ -1260,6 +1267,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         reply = Reply(item) if isinstance(item, str) else item
         self._answer_reply(record, reply)
+
+    def _wait_for_client(self, record: RecordedRequest, seconds: float) -> bool:
+        """Wait ``seconds`` (a model loading, or reading a long prompt) unless the client
+        leaves first (then ``record.client_gone``) or the server stops: False for those."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._client_gone():
+                record.client_gone = True
+                return False
+            if not self.fake._wait(min(left, _HOLD_POLL_SECONDS)):
+                return False
+        return not self.fake.stopping
 
     def _answer_fault(self, record: RecordedRequest, fault: Fault) -> None:
         record.fault = fault.kind
@@ -1272,8 +1291,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = f"scripted HTTP {fault.status_code} from the fake model server"
             if isinstance(body, str):
                 body = self._error_body(record.api, body)
-            self._send(fault.status_code, body)
-            self.close_connection = True
+            self._send(fault.status_code, body, close=True)
             return
         if fault.kind == "garbage":
             record.status = 200
