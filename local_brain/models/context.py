@@ -111,8 +111,9 @@ def _window_for(
         if not api_base or api_base in skip:
             return Window(wanted, "configured (server not reachable)")
         return _ollama_window(api_base, served_name(model), wanted, loaded.get(api_base, []))
-    if configured:
-        return Window(configured, "configured (max_input_tokens)")
+    if configured:  # an in-process engine (models/llamacpp.py) names its own source
+        source = (entry.get("model_info") or {}).get("window_source")
+        return Window(configured, str(source or "configured (max_input_tokens)"))
     api_base = params.get("api_base")
     if api_base and provider_of(model) in LOCAL_PROVIDERS and api_base not in skip:
         reported = _server_window(str(api_base), served_name(model))

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from local_brain.models.ollama import InstalledModel
 
 OLLAMA_PREFIXES = ("ollama_chat/", "ollama/")
+LLAMACPP_PREFIX = "llamacpp/"  # models/llamacpp.py: llama.cpp in-process
 
 # Preferred families for code exploration, best first. A model not listed ranks after all
 # listed ones; within a family the larger parameter count wins.
@@ -128,6 +129,8 @@ def deployments_for(name: str, settings: Settings) -> list[dict[str, Any]]:
     """The model_list entries a model name needs on top of the config's own (rules 1-3)."""
     if name in settings.group_names:
         return []
+    if name.startswith(LLAMACPP_PREFIX):  # a GGUF file run in-process: models/llamacpp.py
+        return [{"model_name": name, "litellm_params": {"model": name}}]
     provider = provider_of(name)
     if provider is not None:
         params: dict[str, Any] = {"model": name}
