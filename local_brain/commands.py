@@ -52,12 +52,14 @@ def model_options(command: Any) -> Any:
         config_option,
         click.option("--api-base", help="Server URL for the model (e.g. http://gpu-box:11434)."),
         click.option(
-            "--max-steps", type=click.IntRange(1, 200), help="Agent steps before giving up."
+            "--max-steps",
+            type=click.IntRange(1, 200),
+            help="Agent steps before giving up (default: 15).",
         ),
         click.option(
             "--step-timeout",
             type=click.FloatRange(0.1, 3600),
-            help="Seconds allowed for one step of model-written code.",
+            help="Seconds allowed for one step of model-written code (default: 30).",
         ),
     ]
     for option in reversed(options):
@@ -125,8 +127,14 @@ def tools_command() -> None:
         click.echo(prompt_line(spec))
 
 
+def _tool_names(incomplete: str) -> list[str]:
+    from local_brain.tools import all_tools
+
+    return [name for name in all_tools() if name.startswith(incomplete)]
+
+
 @click.command(name="tool", context_settings={"ignore_unknown_options": True})
-@click.argument("name")
+@click.argument("name", shell_complete=lambda ctx, param, incomplete: _tool_names(incomplete))
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
 @root_option
 def tool_command(name: str, arguments: tuple[str, ...], root: Path | None) -> None:
@@ -168,38 +176,90 @@ def _print(as_json: bool, document: Any, text: str, nl: bool = True) -> None:
 
 @click.command(name="models")
 @config_option
-@click.option("--api-base", help="Ollama server URL (default: OLLAMA_API_BASE).")
+@click.option(
+    "--api-base",
+    help="Model server URL: Ollama, or an OpenAI-compatible server such as "
+    "http://host:8000/v1 (default: OLLAMA_API_BASE).",
+)
 @json_option
 def models_command(config_file: Path | None, api_base: str | None, as_json: bool) -> None:
-    """List the models the Ollama server has and the model groups from config.
+    """List the models the server has (Ollama, or OpenAI-compatible: /v1/models) and the
+    model groups from config.
 
-    Exit 3 when the server cannot be reached.
+    Exit 3 when the server cannot be reached or is busy (one line on stderr).
     """
     from local_brain import inventory
+    from local_brain.models import gguf_report
 
-    data = inventory.describe_models(load(config_file, api_base=api_base))
-    _print(as_json, data, "" if as_json else inventory.format_models(data))
-    if not data["reachable"]:
-        sys.exit(ExitStatus.BACKEND_UNAVAILABLE)
+    settings = load(config_file, api_base=api_base)
+    data = inventory.describe_models(settings)
+    data["gguf"] = gguf_report.describe(settings)  # in-process llamacpp/ models
+    text = "\n".join(
+        filter(None, [inventory.format_models(data), gguf_report.format_text(data["gguf"])])
+    )
+    if data["reachable"]:
+        _print(as_json, data, "" if as_json else text)
+        return
+    failure = _server_failure(data)
+    if not as_json:
+        gguf_text = gguf_report.format_text(data["gguf"])
+        if gguf_text:  # usable without the server: in-process GGUF models
+            click.echo(gguf_text)
+        raise failure  # one line and a hint on stderr, nothing else on stdout
+    from local_brain import render
+
+    _print(as_json, data, "")  # the whole document, "reachable": false
+    render.print_error(failure.message, failure.hint)
+    sys.exit(ExitStatus.BACKEND_UNAVAILABLE)
+
+
+def _server_failure(data: dict[str, Any]) -> LocalBrainError:
+    """Why `models` could not list the server's models, as an exit-3 error."""
+    from local_brain.errors import BackendUnavailable
+    from local_brain.models.ollama import BUSY_HINT
+
+    server, error = data["server"], data["error"]
+    if data.get("busy"):
+        return BackendUnavailable(f"the model server at {server} is busy ({error})", BUSY_HINT)
+    if str(error).startswith("neither Ollama"):
+        return BackendUnavailable(
+            f"the server at {server} answers, but lists no models: {error}",
+            "check --api-base (an OpenAI-compatible server's URL usually ends in /v1)",
+        )
+    if server.rstrip("/").endswith("/v1"):
+        hint = "start the server, or check --api-base"
+    else:
+        hint = "start it with `ollama serve`, or set OLLAMA_API_BASE / --api-base"
+    return BackendUnavailable(f"cannot reach a model server at {server} ({error})", hint)
 
 
 @click.command(name="doctor")
+@click.option("-m", "--model", help="Check this model too, as a run with -m would use it.")
+@click.option("--api-base", help="Server URL for the model, as for a run.")
 @config_option
 @root_option
 @json_option
-def doctor_command(config_file: Path | None, root: Path | None, as_json: bool) -> None:
+def doctor_command(
+    model: str | None,
+    api_base: str | None,
+    config_file: Path | None,
+    root: Path | None,
+    as_json: bool,
+) -> None:
     """Check the setup: config, endpoints, models, context size, git, search and grammars.
 
-    Exit 0 only when every check passes, else 1.
+    A broken config file fails the config check; the other checks still run. Exit 0 only
+    when every check passes, else 1.
     """
     from local_brain import doctor
+    from local_brain.doctor_config import load_for_doctor
 
-    settings = load(config_file)
+    settings, config_problem = load_for_doctor(config_file, model=model, api_base=api_base)
     try:
         workspace_root: Path | None = choose_root(root)
     except LocalBrainError:
         workspace_root = root  # a bad --root fails the repository check, with its path
-    checks = doctor.run_doctor(settings, workspace_root)
+    checks = doctor.run_doctor(settings, workspace_root, config_problem)
     _print(as_json, doctor.doctor_document(checks), doctor.format_doctor(checks))
     if not all(check.ok for check in checks):
         sys.exit(ExitStatus.AGENT_FAILED)

@@ -18,6 +18,8 @@ from local_brain.config import Settings, user_config_path
 from local_brain.errors import LocalBrainError
 from local_brain.inventory import HTTP_TIMEOUT_S, MAX_PARALLEL, default_server
 from local_brain.masking import mask_url
+from local_brain.models.hints import RouteInfo, key_variables, missing_key
+from local_brain.models.llamacpp import is_llamacpp
 from local_brain.models.names import (
     canonical_name,
     choose_best_model,
@@ -26,7 +28,15 @@ from local_brain.models.names import (
     served_name,
     with_ollama_defaults,
 )
-from local_brain.models.ollama import InstalledModel, OllamaClient, ServerError, request_json
+from local_brain.models.ollama import (
+    BUSY_HINT,
+    InstalledModel,
+    OllamaClient,
+    ServerError,
+    is_busy,
+    list_server_models,
+    request_json,
+)
 from local_brain.toolchain import (
     Check,
     git_check,
@@ -67,6 +77,7 @@ class _Endpoint:
     installed: list[InstalledModel] | None = None  # Ollama's /api/tags
     error: str | None = None  # None: reachable
     listing_error: str | None = None  # reachable, but it would not list models
+    busy: bool = False  # it is there, but overloaded or too slow to answer now
 
 
 def doctor_document(checks: list[Check]) -> dict[str, Any]:
@@ -74,13 +85,17 @@ def doctor_document(checks: list[Check]) -> dict[str, Any]:
     return {"ok": all(check.ok for check in checks), "checks": [c.as_dict() for c in checks]}
 
 
-def run_doctor(settings: Settings, workspace_root: Path | None = None) -> list[Check]:
+def run_doctor(
+    settings: Settings, workspace_root: Path | None = None, config_problem: Check | None = None
+) -> list[Check]:
     """Check config, endpoints, models, the default model's context, git, rg and grammars,
     and ``workspace_root`` when given (a path that is not a directory fails the check).
+    ``config_problem``: the config could not be read (``doctor_config.load_for_doctor``),
+    and ``settings`` were built without it.
 
     Network probes and local checks all run at once, with short timeouts.
     """
-    checks = [_config_check(settings)]
+    checks = [config_problem or _config_check(settings)]
     routes, route_errors = _configured_routes(settings)
     server = default_server(settings)
     endpoints = {server: _Endpoint(server, ollama=True, used=settings.model is None)}
@@ -174,6 +189,8 @@ def _route(label: str, entry: dict[str, Any], settings: Settings) -> _Route:
         num_ctx = int(params["num_ctx"]) if params.get("num_ctx") is not None else None
     except (TypeError, ValueError):
         num_ctx = None
+    if num_ctx is None and is_llamacpp(model):  # the engine's context
+        num_ctx = settings.num_ctx
     key = params.get("api_key")
     return _Route(
         label=label,
@@ -199,20 +216,24 @@ def _key_for(url: str, routes: list[_Route]) -> str | None:
 
 
 def _probe(endpoint: _Endpoint, api_key: str | None) -> None:
-    """Fill in what the endpoint answers: Ollama's /api/tags, else an OpenAI-style /models."""
+    """Fill in what the endpoint answers: Ollama's /api/tags, else an OpenAI-style /models
+    (an "Ollama" endpoint that turns out to be OpenAI-compatible is marked so)."""
     if endpoint.ollama:
         try:
-            endpoint.installed = OllamaClient(endpoint.url, HTTP_TIMEOUT_S).tags()
-            endpoint.models = [model.name for model in endpoint.installed]
+            kind, installed = list_server_models(endpoint.url, HTTP_TIMEOUT_S, api_key)
         except ServerError as error:
-            endpoint.error = error.reason
+            endpoint.error, endpoint.busy = error.reason, is_busy(error)
+            return
+        endpoint.ollama = kind == "ollama"
+        endpoint.installed = installed if endpoint.ollama else None
+        endpoint.models = [model.name for model in installed]
         return
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         payload = request_json(endpoint.url + "/models", headers=headers, timeout=HTTP_TIMEOUT_S)
     except ServerError as error:
-        if error.status is None:
-            endpoint.error = error.reason
+        if error.status is None or is_busy(error):
+            endpoint.error, endpoint.busy = error.reason, is_busy(error)
         else:  # it answered: reachable, but lists nothing
             endpoint.listing_error = error.reason
         return
@@ -240,6 +261,8 @@ def _endpoint_check(endpoint: _Endpoint) -> Check:
             f"{kind} default server not reachable ({endpoint.error}); "
             "not needed by the configured models",
         )
+    if endpoint.busy:
+        return Check(name, False, f"{kind}, busy: {endpoint.error}", BUSY_HINT)
     if endpoint.ollama:
         fix = "start Ollama with `ollama serve`, or check api_base / OLLAMA_API_BASE"
     else:
@@ -266,6 +289,10 @@ def _default_model(settings: Settings, server: _Endpoint) -> tuple[Check, list[_
             ),
             [],
         )
+    if not server.ollama:  # an OpenAI-compatible server: a run needs -m
+        detail = f"none configured, and {mask_url(server.url)} is not Ollama"
+        fix = f"name one: -m hosted_vllm/<model id> --api-base {mask_url(server.url)}"
+        return Check("default model", False, detail, fix), []
     try:
         best = choose_best_model(server.installed or [])
     except LocalBrainError as error:
@@ -275,15 +302,26 @@ def _default_model(settings: Settings, server: _Endpoint) -> tuple[Check, list[_
 
 
 def _model_check(route: _Route, endpoints: dict[str, _Endpoint]) -> Check:
+    if is_llamacpp(route.model):  # in-process: the engine, the file, the memory
+        from local_brain.models.gguf_report import engine_check
+
+        return engine_check(route.label, route.model, route.num_ctx or 0)
     name = f"model {route.label}"
     prefix = "" if route.label in (route.model, route.served_name) else f"{route.model}: "
+    info = RouteInfo(route.model, route.api_base, route.api_key)
+    variable = missing_key(info)
+    if variable is not None:  # a run would fail at its first request
+        detail = f"{prefix}no API key: {variable} is not set"
+        return Check(name, False, detail, f"set {variable}, or api_key in the config")
     if route.api_base is None:
         provider = route.model.split("/", 1)[0] if "/" in route.model else "its provider"
-        return Check(name, True, f"{prefix}hosted by {provider}, not checked")
+        keyed = " (key set)" if key_variables(provider) else ""
+        return Check(name, True, f"{prefix}hosted by {provider}{keyed}, not checked")
     endpoint = endpoints[route.api_base]
     where = mask_url(route.api_base)
     if endpoint.error is not None:
-        return Check(name, False, f"{prefix}cannot check: {where} is not reachable")
+        state = "busy" if endpoint.busy else "not reachable"
+        return Check(name, False, f"{prefix}cannot check: {where} is {state}")
     if endpoint.models is None:
         return Check(name, True, f"{prefix}not checked: {where} does not list its models")
     wanted = route.served_name
@@ -292,7 +330,7 @@ def _model_check(route: _Route, endpoints: dict[str, _Endpoint]) -> Check:
         fix = f"ollama pull {wanted}"
     else:
         present = wanted in endpoint.models
-        fix = f"load {wanted} on the server, or fix the model name in the config"
+        fix = f"load {wanted} on the server, or use a model id it lists (-m or the config)"
     if present:
         return Check(name, True, f"{prefix}available on {where}")
     listed = ", ".join(endpoint.models[:8]) + (" …" if len(endpoint.models) > 8 else "")

@@ -14,7 +14,13 @@ from local_brain.config import Settings
 from local_brain.errors import LocalBrainError
 from local_brain.masking import mask_secrets, mask_url
 from local_brain.models.names import choose_best_model, is_ollama
-from local_brain.models.ollama import InstalledModel, OllamaClient, ServerError
+from local_brain.models.ollama import (
+    InstalledModel,
+    OllamaClient,
+    ServerError,
+    is_busy,
+    list_server_models,
+)
 from local_brain.units import human_size
 
 HTTP_TIMEOUT_S = 2.0  # every request to a model server
@@ -36,15 +42,16 @@ def describe_models(settings: Settings) -> dict[str, Any]:
     ``default`` is the model a run uses when none is named (None when it cannot be told).
     """
     client = OllamaClient(default_server(settings), HTTP_TIMEOUT_S)
-    reachable, error = True, None
+    reachable, error, busy, kind = True, None, False, "ollama"
     installed: list[InstalledModel] = []
-    try:
-        installed = client.tags()
+    try:  # Ollama, else an OpenAI-compatible server (GET /v1/models)
+        kind, installed = list_server_models(client.api_base, HTTP_TIMEOUT_S)
     except ServerError as failure:
-        reachable, error = False, failure.reason
-    lengths = _context_lengths(client, [model.name for model in installed])
+        reachable, error, busy = False, failure.reason, is_busy(failure)
+    names = [model.name for model in installed] if kind == "ollama" else []
+    lengths = _context_lengths(client, names) + [None] * (len(installed) - len(names))
     default = settings.model
-    if default is None and installed:
+    if default is None and installed and kind == "ollama":  # what a run without -m picks
         try:
             default = choose_best_model(installed)
         except LocalBrainError:
@@ -61,7 +68,9 @@ def describe_models(settings: Settings) -> dict[str, Any]:
         )
     return {
         "server": mask_url(client.api_base),
+        "kind": kind,
         "reachable": reachable,
+        "busy": busy,
         "error": error,
         "installed": [
             {
@@ -97,16 +106,28 @@ def format_models(data: dict[str, Any]) -> str:
     """``describe_models`` as text: a table of installed models, then the config's groups."""
     lines: list[str] = []
     server = data["server"]
-    if not data["reachable"]:
+    kind = "Ollama" if data.get("kind", "ollama") == "ollama" else "OpenAI-compatible server"
+    if data.get("busy"):
+        lines += [
+            f"Model server at {server}: busy ({data['error']})",
+            "  it is overloaded or still loading a model: try again shortly",
+        ]
+    elif not data["reachable"]:
         lines += [
             f"Ollama at {server}: not reachable ({data['error']})",
             "  start it with `ollama serve`, or set OLLAMA_API_BASE",
         ]
     elif not data["installed"]:
-        lines += [f"Ollama at {server}: no models installed (try `ollama pull qwen2.5-coder:7b`)"]
+        fix = "try `ollama pull qwen2.5-coder:7b`" if kind == "Ollama" else "load one on it"
+        lines += [f"{kind} at {server}: no models installed ({fix})"]
+    elif kind != "Ollama":  # ids only: /v1/models tells nothing else
+        count = len(data["installed"])
+        lines.append(f"{kind} at {server}: {count} model{'s' if count != 1 else ''}")
+        lines += [f"  {model['name']}" for model in data["installed"]]
+        lines.append(f"  use one with: -m hosted_vllm/<name> --api-base {server}")
     else:
         count = len(data["installed"])
-        lines.append(f"Ollama at {server}: {count} model{'s' if count != 1 else ''}")
+        lines.append(f"{kind} at {server}: {count} model{'s' if count != 1 else ''}")
         rows = [("NAME", "SIZE", "PARAMS", "FAMILY", "CONTEXT")]
         for model in data["installed"]:
             mark = " *" if model["name"] == data.get("default") else ""

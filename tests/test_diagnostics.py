@@ -325,8 +325,11 @@ def test_a_hanging_server_is_given_up_on_quickly(model_server: ModelServer, tmp_
     assert "default model" in bad
 
 
-def test_doctor_knows_every_litellm_provider(model_server: ModelServer, tmp_path: Path) -> None:
+def test_doctor_knows_every_litellm_provider(
+    model_server: ModelServer, tmp_path: Path, monkeypatch
+) -> None:
     """A provider litellm knows (here ai21) is hosted by it, not an Ollama model to pull."""
+    monkeypatch.setenv("AI21_API_KEY", "ai21-key")
     settings = settings_for(
         tmp_path, "local_brain: {model: ai21/jamba-1.5-mini}\n", ollama=model_server.url
     )
@@ -334,7 +337,7 @@ def test_doctor_knows_every_litellm_provider(model_server: ModelServer, tmp_path
     checks = by_name(run_doctor(settings, None))
 
     assert failed(list(checks.values())) == {}
-    assert checks["model ai21/jamba-1.5-mini"].detail == "hosted by ai21, not checked"
+    assert checks["model ai21/jamba-1.5-mini"].detail == "hosted by ai21 (key set), not checked"
     assert "not an Ollama model" in checks["context ai21/jamba-1.5-mini"].detail
     assert not model_server.requests_to("/api/show")
 
@@ -464,3 +467,132 @@ def test_git_checks_run_git_as_the_git_tools_do(make_repo, monkeypatch) -> None:
     monkeypatch.setenv("GIT_DIR", "/nonexistent")
     assert repository_check(repo).detail == f"{repo} (git repository)"
     assert git_check().detail.startswith("git version")
+
+
+# -- through the CLI: models and doctor as a newcomer meets them (issue 16) ----------------
+
+
+def test_models_writes_an_unreachable_server_to_stderr(cli, tmp_path: Path) -> None:
+    dead = closed_port_url()
+
+    result = cli("models", env={"OLLAMA_API_BASE": dead, "HOME": str(tmp_path)})
+
+    assert result.returncode == 3
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert (
+        lines[0]
+        == f"local-brain: error: cannot reach a model server at {dead} (connection refused)"
+    )
+    assert lines[1].startswith("local-brain: hint:") and len(lines) == 2
+
+    as_json = cli("models", "--json", env={"OLLAMA_API_BASE": dead, "HOME": str(tmp_path)})
+    assert as_json.returncode == 3
+    document = json.loads(as_json.stdout)
+    assert document["reachable"] is False and "refused" in document["error"]
+    assert "cannot reach" in as_json.stderr
+
+
+def test_models_lists_an_openai_compatible_server(
+    cli, model_server: ModelServer, tmp_path: Path
+) -> None:
+    result = cli("models", "--api-base", model_server.openai_url, env={"HOME": str(tmp_path)})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        f"OpenAI-compatible server at {model_server.openai_url}: 4 models"
+    )
+    assert "  qwen2.5:3b\n" in result.stdout and "Not Found" not in result.stdout
+    assert model_server.requests_to("/v1/models")
+
+    as_json = json.loads(cli("models", "--json", "--api-base", model_server.openai_url).stdout)
+    assert as_json["kind"] == "openai" and as_json["reachable"] is True
+    assert "qwen3:30b" in [model["name"] for model in as_json["installed"]]
+
+
+def test_a_busy_server_is_reported_as_busy(cli, model_server: ModelServer, tmp_path: Path) -> None:
+    model_server.route_faults["/api/tags"] = Fault.status(503, "server busy, please try again")
+
+    result = cli("models", server=model_server, env={"HOME": str(tmp_path)})
+
+    assert result.returncode == 3 and result.stdout == ""
+    assert "is busy (HTTP 503" in result.stderr and "cannot reach" not in result.stderr
+
+    doctor = cli("doctor", "--json", server=model_server, env={"HOME": str(tmp_path)})
+    checks = {check["name"]: check for check in json.loads(doctor.stdout)["checks"]}
+    endpoint = checks[f"endpoint {model_server.url}"]
+    assert endpoint["ok"] is False and "busy" in endpoint["detail"]
+    assert "not reachable" not in endpoint["detail"]
+
+
+def _user_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "xdg" / "local-brain" / "config.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    return path
+
+
+def test_doctor_with_broken_yaml_still_runs_the_other_checks(
+    cli, model_server: ModelServer, tmp_path: Path, make_repo
+) -> None:
+    repo = make_repo({"app.py": "x = 1\n"})
+    path = _user_config(tmp_path, "local_brain:\n  model: qwen2.5:3b\n  agents: [oops\n")
+
+    result = cli("doctor", "--root", str(repo), server=model_server,
+                 env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})  # fmt: skip
+
+    assert result.returncode == 1
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("✗ config") and str(path) in first and " line " in first
+    assert f"✓ endpoint {model_server.url}" in result.stdout  # the rest still ran
+    assert "✓ repository" in result.stdout and "✓ git" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("1 of ")
+
+
+def test_doctor_with_a_bad_value_names_its_line(
+    cli, model_server: ModelServer, tmp_path: Path
+) -> None:
+    path = _user_config(tmp_path, "# mine\nlocal_brain:\n  model: qwen2.5:3b\n  max_steps: -1\n")
+
+    result = cli("doctor", "--json", server=model_server,
+                 env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})  # fmt: skip
+
+    assert result.returncode == 1
+    checks = json.loads(result.stdout)["checks"]
+    assert checks[0]["name"] == "config" and checks[0]["ok"] is False
+    assert f"config file {path} line 4: local_brain.max_steps" in checks[0]["detail"]
+    assert any(check["name"].startswith("endpoint") and check["ok"] for check in checks)
+
+
+def test_doctor_fails_a_cloud_model_without_its_key(
+    cli, model_server: ModelServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "cloud.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: cloud\n"
+        "    litellm_params: {model: groq/llama-3.3-70b-versatile}\n"
+    )
+
+    result = cli("doctor", "--config", str(config), server=model_server)
+    keyed = cli("doctor", "--config", str(config), server=model_server,
+                env={"GROQ_API_KEY": "gsk-set"})  # fmt: skip
+
+    assert result.returncode == 1
+    assert "✗ model cloud" in result.stdout and "GROQ_API_KEY is not set" in result.stdout
+    assert "fix: set GROQ_API_KEY" in result.stdout
+    assert keyed.returncode == 0, keyed.stdout
+    assert "hosted by groq (key set)" in keyed.stdout
+
+
+def test_doctor_takes_a_model_and_api_base_like_a_run(
+    cli, model_server: ModelServer, tmp_path: Path
+) -> None:
+    url = model_server.openai_url
+    good = cli("doctor", "-m", "openai/qwen2.5:3b", "--api-base", url, server=model_server)
+    absent = cli("doctor", "-m", "hosted_vllm/nope", "--api-base", url, server=model_server)
+
+    assert good.returncode == 0, good.stdout
+    assert f"✓ endpoint {url}" in good.stdout and "OpenAI-compatible, 4 models" in good.stdout
+    assert "✓ model openai/qwen2.5:3b" in good.stdout and "API key" not in good.stdout
+    assert absent.returncode == 1
+    assert "✗ model hosted_vllm/nope" in absent.stdout and "qwen2.5:3b" in absent.stdout

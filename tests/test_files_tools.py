@@ -84,7 +84,7 @@ def test_read_file_start_past_end(repo: Path) -> None:
 def test_bad_parameters(repo: Path) -> None:
     assert "needs 'path'" in call(repo, "read_file")
     assert "no parameter 'bogus'" in call(repo, "read_file", path="README.md", bogus=1)
-    assert "must be a integer" in call(repo, "read_file", path="README.md", start_line="ten")
+    assert "must be an integer" in call(repo, "read_file", path="README.md", start_line="ten")
 
 
 def test_list_directory_top_level(repo: Path) -> None:
@@ -195,3 +195,75 @@ def test_sizes_are_shown_in_binary_units() -> None:
         "64.0 MB",
         "3.0 GB",
     ]
+
+
+def _wide_deep_tree(root: Path, width: int = 30, depth: int = 3) -> int:
+    """A tree of ``width`` directories per level, ``depth`` levels, one file in each."""
+    count = 0
+    level = [root]
+    for _ in range(depth):
+        nxt = []
+        for parent in level:
+            for n in range(width if parent == root else 3):
+                child = parent / f"d{n:02}"
+                child.mkdir()
+                (child / "f.txt").write_text("x\n")
+                count += 1
+                nxt.append(child)
+        level = nxt
+    return count
+
+
+def test_list_directory_of_one_level_reads_one_directory(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+
+    assert _wide_deep_tree(tmp_path) > 300
+    (tmp_path / "top.py").write_text("x = 1\n")
+    (tmp_path / ".gitignore").write_text("d29/\n")
+    read: list[str] = []
+    real_scandir = os.scandir
+
+    def counting_scandir(path: object = ".") -> object:
+        read.append(str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    def no_subprocess(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a one-level listing must not start rg or any walk")
+
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
+
+    out = call(tmp_path, "list_directory")
+
+    assert read == [str(tmp_path)]  # one directory read: nothing below it was walked
+    entries = out.splitlines()[1:]
+    assert entries[:2] == ["d00/", "d01/"] and "top.py" in entries and ".gitignore" in entries
+    assert "d29/" not in entries  # ignore rules still apply
+    assert out.splitlines()[0] == "./ (31 entries)"
+
+
+def test_a_recursive_listing_is_bounded(tmp_path: Path, monkeypatch) -> None:
+    from local_brain.tools import directory
+
+    _wide_deep_tree(tmp_path)
+    visited: list[str] = []
+    real_scandir = os.scandir
+
+    def counting_scandir(path: object = ".") -> object:
+        visited.append(str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    monkeypatch.setattr(directory, "RECURSIVE_MAX_FILES", 40)
+
+    out = call(tmp_path, "list_directory", pattern="**/*.txt")
+
+    lines = out.splitlines()
+    assert lines[0] == "./ (40+ entries)"
+    assert lines[-1].startswith("[listing stopped early:")
+    assert len(visited) < 60  # the walk stopped: the tree has over 300 directories
+
+    monkeypatch.setattr(directory, "RECURSIVE_MAX_FILES", 10**6)
+    monkeypatch.setattr(directory, "RECURSIVE_TIMEOUT_SECONDS", 0.0)
+    timed_out = call(tmp_path, "list_directory", pattern="**")
+    assert "[listing stopped early:" in timed_out

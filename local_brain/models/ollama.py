@@ -15,7 +15,7 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 from local_brain.errors import BackendUnavailable
 
@@ -150,6 +150,54 @@ class OllamaClient:
 def list_installed_models(api_base: str, timeout: float = TAGS_TIMEOUT_S) -> list[InstalledModel]:
     """Models an Ollama server has, from ``/api/tags``."""
     return OllamaClient(api_base, timeout).tags()
+
+
+BUSY_STATUSES = (429, 503)
+BUSY_HINT = "it is overloaded or still loading a model: try again shortly"
+
+
+def is_busy(error: ServerError) -> bool:
+    """A server that is there but cannot answer now: 503/429, or slower than the timeout
+    (a refused connection is not busy: nothing listens)."""
+    return error.status in BUSY_STATUSES or error.reason.startswith("no answer within")
+
+
+def list_server_models(
+    api_base: str, timeout: float = TAGS_TIMEOUT_S, api_key: str | None = None
+) -> tuple[Literal["ollama", "openai"], list[InstalledModel]]:
+    """What a model server has, whatever it is: Ollama's ``/api/tags``, else (a server
+    without ``/api/tags``: 404 or 405) an OpenAI-compatible ``GET /models`` at
+    ``api_base``, then at ``api_base/v1``, with ids only.
+
+    Raises :class:`ServerError` when neither answers; a server that refuses, is busy
+    (:func:`is_busy`), fails or does not answer in time is not asked again."""
+    base = api_base.rstrip("/")
+    try:
+        return "ollama", OllamaClient(base, timeout).tags()
+    except ServerError as error:
+        if error.status not in (404, 405):  # no /api/tags: not Ollama, try /models
+            raise  # refused, slow, busy, failing or odd: asking again tells nothing new
+        first = error
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    candidates = [base + "/models"]
+    if not base.endswith("/v1"):
+        candidates.append(base + "/v1/models")
+    for url in candidates:
+        try:
+            payload = request_json(url, headers=headers, timeout=timeout)
+        except ServerError as error:
+            if is_busy(error) or error.status in (401, 403):
+                raise ServerError(f"{base}: {error.reason}", error.reason, error.status) from None
+            continue
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if isinstance(data, list):
+            return "openai", [
+                InstalledModel(str(item.get("id")), 0, "", "")
+                for item in data
+                if isinstance(item, dict) and item.get("id")
+            ]
+    reason = f"neither Ollama nor OpenAI-compatible ({first.reason})"
+    raise ServerError(f"{base}: {reason}", reason, first.status)
 
 
 def _installed(entry: dict[str, Any]) -> InstalledModel:

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from local_brain.config import Settings
-from local_brain.errors import BackendUnavailable, one_line
+from local_brain.errors import BackendUnavailable
 from local_brain.events import (
     ContextTruncated,
     EventSink,
@@ -31,8 +31,10 @@ from local_brain.models.context import (
     MIN_OUTPUT_TOKENS,
     resolve_windows,
 )
-from local_brain.models.failures import CONNECTION_HINT, is_connection_error
+from local_brain.models.failures import distill, is_connection_error
+from local_brain.models.hints import RouteInfo, unreachable_hint
 from local_brain.models.litellm_globals import shared_callbacks, shared_settings
+from local_brain.models.llamacpp import Engines
 from local_brain.models.names import deployments_for, is_ollama, with_ollama_defaults
 from local_brain.models.streaming import StreamLimits
 from local_brain.usage import UsageLedger
@@ -86,11 +88,17 @@ class Routing:
         self.router: Any = None
         self.failure_logger = RouteFailureLogger(self)  # handed to litellm with each request
         self.stream_limits = StreamLimits(settings.first_token_timeout, settings.stall_timeout)
+        self.engines = Engines()  # llamacpp/ models, run in-process until close()
 
         model_list = [dict(entry) for entry in settings.model_list]
         for name in dict.fromkeys(names):
             model_list += deployments_for(name, settings)
         model_list = [with_ollama_defaults(entry, settings.num_ctx) for entry in model_list]
+        try:
+            model_list = self.engines.start(model_list, settings.num_ctx)
+        except BaseException:
+            self.engines.close()
+            raise
         api_bases = {entry["litellm_params"].get("api_base") for entry in model_list} - {None}
         refused = refused_endpoints(api_bases)
         model_list = resolve_windows(
@@ -127,6 +135,7 @@ class Routing:
         settings, self._settings = self._settings, []
         for key in settings:
             shared_settings.release(self._litellm, key)
+        self.engines.close()
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -165,9 +174,10 @@ class Routing:
         deployments = [d for d in self.router.model_list if d["model_name"] in chain]
         if deployments and all(d["model_info"]["id"] in self._failures for d in deployments):
             first = deployments[0]
+            params = first["litellm_params"]
             raise BackendUnavailable(
                 f"{self._failures[first['model_info']['id']]} (model {name})",
-                hint=CONNECTION_HINT,
+                hint=unreachable_hint(RouteInfo(params["model"], params.get("api_base"))),
             )
 
     def window(self, name: str) -> tuple[int, int]:
@@ -205,7 +215,7 @@ class Routing:
         """Called by litellm for every failed call this run's models make."""
         if not deployment_id:
             return
-        reason = one_line(error) if error is not None else "failed"
+        reason = distill(error) if error is not None else "failed"  # no raw bodies
         if error is not None and is_connection_error(error):  # litellm never cools these
             self._cool_down(deployment_id, reason)
         else:

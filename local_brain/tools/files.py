@@ -19,8 +19,9 @@ from local_brain.tools.contents import (
     is_binary_file,
     require_regular,
 )
+from local_brain.tools.directory import STOPPED_NOTE, list_children, walk_bounded
 from local_brain.tools.languages import language_name
-from local_brain.tools.listing import check_glob, iter_source_files, listing_matcher, name_matches
+from local_brain.tools.listing import check_glob, listing_matcher, name_matches
 from local_brain.units import human_size
 from local_brain.workspace import Workspace, printable
 
@@ -87,37 +88,29 @@ def list_directory(ws: Workspace, path: str = ".", pattern: str = "*") -> str:
         raise ToolError(f"{shown} is not a directory; use read_file or file_info")
     pattern = (pattern or "*").strip() or "*"
     check_glob(pattern, "pattern")
-    recursive = "**" in pattern
-    files = _visible_files(ws, target)
-    if recursive:
+    stopped = False  # a recursive listing is bounded (tools/directory.py)
+    if "**" in pattern:
+        files, stopped = walk_bounded(ws, target)
         matcher = listing_matcher(pattern)
         entries = sorted(rel for rel in files if matcher(rel))
-    else:
-        children: set[str] = set()
-        for rel in files:
-            head, sep, _ = rel.partition("/")
-            children.add(head + "/" if sep else head)
+    else:  # one level: one directory read, never a walk of the tree below
         entries = sorted(
-            (child for child in children if name_matches(child.rstrip("/"), pattern)),
+            (c for c in list_children(ws, target) if name_matches(c.rstrip("/"), pattern)),
             key=lambda name: (not name.endswith("/"), name.lower()),
         )
     prefix = "" if shown == "." else shown + "/"
+    note = f"[listing stopped early: {STOPPED_NOTE}]" if stopped else None
     if not entries:
-        return f"{prefix or './'}: no entries match {pattern!r}"
+        return "\n".join(filter(None, [f"{prefix or './'}: no entries match {pattern!r}", note]))
     limit = ws.max_list_entries
-    lines = [f"{prefix or './'} ({len(entries)} {'entry' if len(entries) == 1 else 'entries'})"]
+    count = f"{len(entries)}{'+' if stopped else ''}"
+    lines = [f"{prefix or './'} ({count} {'entry' if len(entries) == 1 else 'entries'})"]
     lines += [printable(entry) for entry in entries[:limit]]
     if len(entries) > limit:
-        lines.append(f"[showing {limit} of {len(entries)} entries; narrow with path= or pattern=]")
+        lines.append(f"[showing {limit} of {count} entries; narrow with path= or pattern=]")
+    if note:
+        lines.append(note)
     return "\n".join(lines)
-
-
-def _visible_files(ws: Workspace, directory: Path) -> list[str]:
-    """Files under ``directory`` (relative to it) that .gitignore and the policy allow:
-    the same listing search_code searches."""
-    base = ws.relative(directory)
-    prefix = "" if base == "." else base + "/"
-    return [relative.removeprefix(prefix) for relative in iter_source_files(ws, directory)]
 
 
 # -- file_info ----------------------------------------------------------------------------
