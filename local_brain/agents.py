@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from local_brain.cancel import CancelToken
 from local_brain.citations import Evidence, check_answer, mark_unverified
 from local_brain.events import ContainmentReduced, EventSink, ToolCalled
 from local_brain.plan import HELPERS, MANAGER, AgentPlan, RunPlan
@@ -54,12 +55,16 @@ def make_smolagents_tool(
     workspace: Workspace,
     on_event: EventSink | None = None,
     evidence: Evidence | None = None,
+    cancel: CancelToken | None = None,
 ) -> Any:
     """Wrap one ToolSpec, bound to a workspace, as a smolagents Tool instance; what it
-    returns goes into ``evidence`` (what the run's tools showed, for the citation check)."""
+    returns goes into ``evidence`` (what the run's tools showed, for the citation check).
+    No call starts once ``cancel`` is cancelled."""
     from local_brain import smol
 
     def forward(self: Any, *args: Any, **kwargs: Any) -> str:
+        if cancel is not None:
+            cancel.check()
         started = time.monotonic()
         result = spec.run(workspace, *args, **kwargs)
         arguments = {**dict(zip(_names(spec), args, strict=False)), **kwargs}
@@ -156,6 +161,7 @@ def build(
     on_delegate: Callable[[str, str], None] | None = None,
     on_event: EventSink | None = None,
     evidence: Evidence | None = None,
+    cancel: CancelToken | None = None,
 ) -> Any:
     """The run's agent: one CodeAgent with all nine repository tools, or (team mode) a
     manager with no repository tools of its own over one helper agent per roster entry.
@@ -174,11 +180,15 @@ def build(
         return _code_agent(
             agent,
             model_for(agent),
-            [make_smolagents_tool(specs[name], workspace, on_event, evidence) for name in tools],
+            [
+                make_smolagents_tool(specs[name], workspace, on_event, evidence, cancel)
+                for name in tools
+            ],
             templates,
             step_callback=step_callback_for(agent.name),
             workspace=workspace,
             on_event=on_event,
+            cancel=cancel,
             **kwargs,
         )
 
@@ -210,6 +220,7 @@ def _code_agent(
     step_callback: Callable[..., None] | None,
     workspace: Workspace,
     on_event: EventSink | None,
+    cancel: CancelToken | None = None,
     **kwargs: Any,
 ) -> Any:
     from local_brain.smol import ExplorerAgent, LogLevel
@@ -223,7 +234,11 @@ def _code_agent(
         on_reduced=(lambda missing: on_event(ContainmentReduced(tuple(missing))))
         if on_event is not None
         else None,
+        cancel=cancel,
     )
+    callbacks = [step_callback] if step_callback else []
+    if cancel is not None:  # the step loop goes no further after a cancel
+        callbacks.append(lambda step, agent=None: cancel.check())
     return ExplorerAgent(
         tools=tools,
         model=model,
@@ -233,7 +248,7 @@ def _code_agent(
         executor=executor,
         max_print_outputs_length=MAX_OBSERVATION_CHARS,
         verbosity_level=LogLevel.OFF,
-        step_callbacks=[step_callback] if step_callback else [],
+        step_callbacks=callbacks,
         return_full_result=True,
         **kwargs,
     )

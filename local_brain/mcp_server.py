@@ -13,6 +13,7 @@ by ``Param.convert`` (``"10"`` for an integer is fine, ``"x"`` is not).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from local_brain import __version__
 from local_brain.config import Settings
 from local_brain.errors import LocalBrainError
 from local_brain.errors import ToolError as LocalToolError
+from local_brain.mcp_lifecycle import Lifecycle, ProgressReporter, install_logging, run_reported
 from local_brain.tools import Param, ToolSpec, all_tools
 from local_brain.workspace import Workspace
 
@@ -35,7 +37,9 @@ ASK_DESCRIPTION = (
     "searches, reads and checks git history itself and returns a concise answer citing "
     "path:line and commits, plus a usage line. Use it to delegate exploration that would "
     "take you many tool calls. multi_agent=true runs a manager with code_search, git_ops and "
-    "file_explorer helpers (slower, better for broad questions)."
+    "file_explorer helpers (slower, better for broad questions). Every answer belongs to a "
+    "conversation whose id ends the text (`session: ID`); pass it as session= to ask a "
+    "follow-up that builds on the earlier questions and answers."
 )
 ASK_PARAMS = (
     Param("prompt", "string", "The question about the repository, in plain language."),
@@ -45,6 +49,13 @@ ASK_PARAMS = (
         "Run the team (a manager with code_search, git_ops and file_explorer helpers) "
         "instead of the single agent: slower, better for broad questions.",
         False,
+    ),
+    Param(
+        "session",
+        "string",
+        "A follow-up: the id of an earlier answer's conversation (its `session: ID` line); "
+        "the local agent sees the earlier questions and answers. Omit it for a new question.",
+        None,
     ),
 )
 LIST_MODELS_DESCRIPTION = (
@@ -88,6 +99,8 @@ def build_server(workspace: Workspace, settings: Settings, multi_agent: bool = F
         subscriptions=False,  # no list ever changes: nothing to listen for
     )
     server.tool_params = params
+    server.lifecycle = Lifecycle()  # the asks in flight, cancelled at shutdown
+    install_logging(server, server.lifecycle)
     for spec in all_tools().values():
         params[spec.name] = spec.params
         server.add_tool(
@@ -128,6 +141,12 @@ def _server_class() -> type:
 
     class LocalBrainServer(MCPServer):
         tool_params: dict[str, tuple[Param, ...]]
+        lifecycle: Lifecycle
+
+        def run(self, transport: Any = "stdio", **kwargs: Any) -> None:
+            """Serve until stdin closes or SIGINT/SIGTERM; the asks in flight are cancelled
+            and the process exits within seconds (mcp_lifecycle.Lifecycle.serve)."""
+            self.lifecycle.serve(lambda: super(LocalBrainServer, self).run(transport, **kwargs))
 
         async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
             if name in self.tool_params:
@@ -235,23 +254,76 @@ def _repository_tool(spec: ToolSpec, workspace: Workspace) -> Any:
 def _ask_tool(workspace: Workspace, settings: Settings, team_by_default: bool) -> Any:
     from mcp.server.mcpserver.exceptions import ToolError
 
-    async def ask(prompt: str, multi_agent: bool = False) -> str:
-        import anyio
-
+    async def ask(
+        prompt: str, multi_agent: bool = False, session: str | None = None, ctx: Any = None
+    ) -> Any:
+        from local_brain.conversations import ConversationStore, remember
         from local_brain.session import RunSession
 
         if not prompt.strip():
             raise ToolError("the prompt is empty")
-        session = RunSession(prompt, workspace, settings, team=multi_agent or team_by_default)
+        store = ConversationStore(workspace.root)
+        conversation = store.start() if session is None else store.get(session)
+        if conversation is None:
+            raise ToolError(f"ask: no conversation {session!r} for this repository "
+                            "(start one by asking without session)")  # fmt: skip
+        run = RunSession(
+            prompt,
+            workspace,
+            settings,
+            team=multi_agent or team_by_default,
+            history=conversation.turns,
+        )
         try:
-            result = await anyio.to_thread.run_sync(session.run)
+            result = await run_reported(
+                run.run, run.cancel, ctx, _reporter(run), _lifecycle_of(ctx)
+            )
         except LocalBrainError as error:
             hint = f" ({error.hint})" if error.hint else ""
             raise ToolError(f"{error.message}{hint}") from None
-        checks = "".join(f"\n⚠ {citation.warning()}" for citation in result.unverified)
-        return f"{result.answer}\n{checks}\n[{result.usage.summary_line()}]"
+        unsaved: list[str] = []  # why the conversation could not be saved, if it was not
+        saved = remember(store, conversation, prompt, result.answer, unsaved.append)
+        for message in unsaved:  # the answer stands; the client's log says what happened
+            with contextlib.suppress(Exception):
+                await ctx.warning(message)
+        return _ask_result(result, saved)
 
+    from mcp.server.mcpserver import Context
+
+    ask.__annotations__["ctx"] = Context  # the SDK passes the request's context here
     return ask
+
+
+def _ask_result(result: Any, session: str | None) -> Any:
+    """The answer as text (unverified references flagged, the usage line, then
+    ``session: ID``) and as structured content (the `local-brain --json` document)."""
+    from mcp.types import CallToolResult, TextContent
+
+    from local_brain.render import result_document
+
+    checks = "".join(f"\n⚠ {citation.warning()}" for citation in result.unverified)
+    text = f"{result.answer}\n{checks}\n[{result.usage.summary_line()}]"
+    if session is not None:
+        text += f"\nsession: {session}"
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=result_document(result, {"session": session}),
+    )
+
+
+def _reporter(session: Any) -> ProgressReporter:
+    """A progress reporter added to the session's sinks."""
+    reporter = ProgressReporter()
+    session.sinks.sinks.append(reporter)
+    return reporter
+
+
+def _lifecycle_of(ctx: Any) -> Lifecycle | None:
+    """The server's Lifecycle (None when called without a request context)."""
+    try:
+        return getattr(ctx.mcp_server, "lifecycle", None)
+    except (AttributeError, ValueError):
+        return None
 
 
 def _list_models_tool(settings: Settings) -> Any:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_brain.cancel import Cancelled, CancelToken, GuardedClient
 from local_brain.citations import Citation, Evidence, check_answer
-from local_brain.errors import AgentFailed, LocalBrainError, StepLimitExceeded, one_line
+from local_brain.conversations import Turn, history_budget, with_earlier_turns
+from local_brain.errors import AgentFailed, LocalBrainError, one_line
 from local_brain.events import CitationsChecked, Delegated, EventSink, FallbackNotice, StepFinished
 from local_brain.parsing import normalize_reply
 from local_brain.plan import RunPlan
@@ -34,18 +36,28 @@ class Result:
 
 
 def run(
-    task: str, plan: RunPlan, workspace: Workspace, on_event: EventSink | None = None
+    task: str,
+    plan: RunPlan,
+    workspace: Workspace,
+    on_event: EventSink | None = None,
+    cancel: CancelToken | None = None,
+    history: Sequence[Turn] = (),
 ) -> Result:
     """Answer one question about the workspace, as the plan says: one agent, or a manager
     with helpers.
 
     A failure of the model or the agent raises a ``LocalBrainError`` carrying the run's
-    usage so far; any other exception is a bug of ours and propagates as it is.
+    usage so far; any other exception is a bug of ours and propagates as it is. After
+    ``cancel`` is cancelled no model request nor tool call starts, and the run raises
+    ``Cancelled``. ``history``: the conversation's earlier turns, put before the task
+    within a share of the lead model's window (``conversations.with_earlier_turns``).
     """
     started = time.monotonic()
     from local_brain import agents, smol
     from local_brain.models.failures import backend_error_from
+    from local_brain.models.quiet import quiet_litellm
     from local_brain.models.routing import Routing
+    from local_brain.step_limit import step_limit_error
 
     models = plan.models
     lead = plan.lead.model
@@ -65,27 +77,38 @@ def run(
             on_event(Delegated(helper, models[helper], helper_task))
 
     evidence = Evidence()  # what the tools showed, for checking the answer's references
-    with Routing(plan.settings, list(models.values()), on_event=on_event) as routing:
+    with (
+        quiet_litellm(),  # litellm's own log lines stay off stderr
+        Routing(plan.settings, list(models.values()), on_event=on_event) as routing,
+    ):
         agent = None
         try:
             agent = agents.build(
                 plan,
-                lambda each: routing.model(each.model, each.name, normalize_reply),
+                lambda each: _guarded(
+                    routing.model(each.model, each.name, normalize_reply), cancel
+                ),
                 workspace,
                 step_callback_for=step_callback_for,
                 on_delegate=on_delegate,
                 on_event=on_event,
                 evidence=evidence,
+                cancel=cancel,
             )
             try:
-                run_result = agent.run(task)
-            except LocalBrainError:
+                budget = history_budget(*routing.window(lead))
+                run_result = agent.run(with_earlier_turns(task, history, budget))
+            except LocalBrainError as error:
+                if cancel is not None and cancel.cancelled and not isinstance(error, Cancelled):
+                    raise Cancelled(cancel.reason) from error
                 raise
             except Exception as error:  # smolagents wraps model failures in AgentGenerationError
+                if cancel is not None and cancel.cancelled:  # whatever broke, it was stopped
+                    raise Cancelled(cancel.reason) from error
                 ours = _our_error_in(error)
                 if ours is not None:
                     raise ours from error
-                backend = backend_error_from(error, lead)
+                backend = backend_error_from(error, lead, plan.settings)
                 if backend is not None:
                     raise backend from error
                 if not isinstance(error, smol.AgentError):
@@ -94,10 +117,7 @@ def run(
             if run_result.state != "success" or isinstance(
                 run_result.output, smol.StepLimitReached
             ):
-                raise StepLimitExceeded(
-                    f"no answer after {plan.lead.max_steps} steps (step limit reached)",
-                    hint="raise --max-steps, ask a narrower question, or try a stronger model",
-                )
+                raise step_limit_error(agent, plan.lead.max_steps)  # unusable replies named
         except LocalBrainError as error:
             error.usage = routing.ledger  # what the run cost before it failed
             raise
@@ -121,6 +141,13 @@ def run(
         worker=plan.worker,
         citations=citations,
     )
+
+
+def _guarded(model: Any, cancel: CancelToken | None) -> Any:
+    """The routed model, sending no request after a cancel (see ``cancel.GuardedClient``)."""
+    if cancel is not None:
+        model.client = GuardedClient(model.client, cancel)
+    return model
 
 
 def _our_error_in(error: BaseException) -> LocalBrainError | None:

@@ -8,12 +8,13 @@ transcript with it.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from local_brain.cancel import CancelToken
 from local_brain.config import Settings
+from local_brain.conversations import Turn
 from local_brain.errors import ExitStatus, LocalBrainError, UsageError, internal_error_message
 from local_brain.events import EventSink, Fanout
 from local_brain.plan import RunPlan, make_plan
@@ -24,8 +25,8 @@ from local_brain.workspace import Workspace
 class RunSession:
     """One question about one workspace, with where its events go.
 
-    ``progress`` shows the run on stderr (a live view on a colour terminal, else one line
-    per step; ``verbose`` adds each step's code and output); ``transcript`` records every
+    ``progress`` shows the run on stderr (how: ``render.progress_sink``; ``verbose`` adds
+    each step's code and output); ``transcript`` records every
     event as JSON Lines.
     """
 
@@ -40,21 +41,24 @@ class RunSession:
         verbose: bool = False,
         as_json: bool = False,
         transcript: Path | None = None,
+        cancel: CancelToken | None = None,
+        history: Sequence[Turn] = (),
     ) -> None:
         self.task = task
+        self.history = tuple(history)  # the conversation's earlier turns (conversations.py)
+        self.cancel = cancel if cancel is not None else CancelToken()  # Ctrl-C cancels it too
         self.workspace = workspace
         self.settings = settings
         self.team = team
+        self.verbose = verbose  # litellm's own log lines shown (briefly) only under -v
         self.sinks = Fanout()
         self.live: Any = None
         if progress:
             from local_brain import render
 
-            if sys.stderr.isatty() and not as_json and not os.environ.get("NO_COLOR"):
-                self.live = render.LiveProgress(verbose=verbose)
-                self.sinks.sinks.append(self.live)
-            else:
-                self.sinks.sinks.append(render.StepPrinter(verbose=verbose, show_steps=verbose))
+            sink = render.progress_sink(verbose=verbose, as_json=as_json)
+            self.live = sink if isinstance(sink, render.LiveProgress) else None
+            self.sinks.sinks.append(sink)
         self.recorder: Any = None
         if transcript is not None:
             if not transcript.resolve().parent.is_dir():
@@ -65,12 +69,18 @@ class RunSession:
             self.sinks.sinks.append(self.recorder)
 
     def plan(self) -> RunPlan:
-        return make_plan(
+        """The run's plan, its models checked before the model stack loads (preflight)."""
+        from local_brain.preflight import check_models
+
+        plan = make_plan(
             self.settings, team=self.team, installed_default=lambda: best_installed(self.settings)
         )
+        check_models(self.settings, list(plan.models.values()))
+        return plan
 
     def run(self) -> Result:
         """Plan the run and run it; the transcript is closed with whatever happened."""
+        from local_brain.models.quiet import quiet_litellm
         from local_brain.runner import run
 
         on_event: EventSink | None = self.sinks if self.sinks.sinks else None
@@ -80,8 +90,15 @@ class RunSession:
         }
         self._start()
         try:
-            with self.live or contextlib.nullcontext():
-                result = run(self.task, self.plan(), self.workspace, on_event=on_event)
+            with self.live or contextlib.nullcontext(), quiet_litellm(self.verbose):
+                result = run(
+                    self.task,
+                    self.plan(),
+                    self.workspace,
+                    on_event=on_event,
+                    cancel=self.cancel,
+                    history=self.history,
+                )
             outcome = {"exit_code": int(ExitStatus.OK), "result": result}
             return result
         except LocalBrainError as error:
@@ -92,6 +109,7 @@ class RunSession:
             }
             raise
         except KeyboardInterrupt:
+            self.cancel.cancel("interrupted")  # what the run left going stops
             raise  # recorded as "interrupted"
         except Exception as error:  # a bug of ours: still recorded
             outcome = {

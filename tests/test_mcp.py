@@ -149,7 +149,7 @@ def test_mcp_metadata(repo: Path) -> None:
             expected = {param.name: param.description for param in specs[tool.name].params}
             assert {name: schema["description"] for name, schema in properties.items()} == expected
     by_name = {tool.name: tool for tool in tools}
-    assert set(by_name["ask"].input_schema["properties"]) == {"prompt", "multi_agent"}
+    assert set(by_name["ask"].input_schema["properties"]) == {"prompt", "multi_agent", "session"}
     assert by_name["list_models"].input_schema.get("properties", {}) == {}
 
 
@@ -180,7 +180,7 @@ def test_mcp_arguments(repo: Path) -> None:
         assert len(text_of(result).splitlines()) == 1, text_of(result)
         assert "Traceback" not in text_of(result)
     assert "'bogus'" in text_of(unknown) and "start_line" in text_of(unknown)
-    assert text_of(wrong) == "read_file: start_line must be a integer, got 'x'"
+    assert text_of(wrong) == "read_file: start_line must be an integer, got 'x'"
     assert "max_results" in text_of(wrong_list)
     assert text_of(missing) == "read_file needs 'path'"
     assert "'verbose'" in text_of(no_params)

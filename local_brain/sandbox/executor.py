@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from local_brain.cancel import CancelToken
 from local_brain.code_policy import CodePolicyError, check_code
 from local_brain.sandbox import protocol
 from local_brain.sandbox.protocol import (
@@ -85,6 +86,12 @@ class _Child:
     def receive(self, deadline: float | None, *expected: type[Message]) -> Message:
         return protocol.read_message(self._out, deadline, expected)
 
+    def stop(self) -> None:
+        """Kill the child's process group from any thread (the thread running the step
+        then reads the end of the channel, and reaps it with :meth:`kill`)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
     def kill(self) -> None:
         """Kill the child's whole process group and reap the child."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -109,6 +116,7 @@ class SandboxExecutor:
         workspace_root: Path,
         on_reduced: Callable[[list[str]], None] | None = None,
         tool_time: float | None = DEFAULT_TOOL_TIME_S,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.workspace_root = workspace_root
         self.authorized_imports = authorized_imports
@@ -122,6 +130,7 @@ class SandboxExecutor:
         self.state: dict[str, Any] = {"_print_outputs": ""}
         self._next: _Child | None = None
         self._reported_reduced = False
+        self.cancel = cancel  # once cancelled, no step starts and a running one is killed
 
     @property
     def next_child_pid(self) -> int | None:
@@ -148,16 +157,21 @@ class SandboxExecutor:
             check_code(code_action)
         except CodePolicyError as error:
             raise SandboxError(f"refused: {error}") from None
+        if self.cancel is not None and self.cancel.cancelled:
+            raise SandboxError("cancelled: the code was not run")
         try:
             child = self._next or _Child(self._init())
         except (OSError, ProtocolError) as error:
             raise SandboxError(f"the sandbox process could not start ({error})") from None
         self._next = None
+        forget = self.cancel.on_cancel(child.stop) if self.cancel is not None else None
         try:
             result = self._run_step(child, code_action)
         except ProtocolError as error:
             result = SandboxError(_protocol_failure(error, self.step_timeout))
         finally:
+            if forget is not None:
+                forget()
             child.kill()
         if not isinstance(result, SandboxError):
             # The child checked these caps too, but the child may be hostile.
@@ -203,6 +217,8 @@ class SandboxExecutor:
     def _prewarm(self) -> None:
         """Start the next step's child now: it imports while the model thinks. If it cannot
         start, the next step tries again and reports why."""
+        if self.cancel is not None and self.cancel.cancelled:
+            return
         try:
             self._next = _Child(self._init())
         except (OSError, ProtocolError):
