@@ -7,6 +7,7 @@ The subcommands live in ``commands.py`` (``eval`` in ``evaluation/command.py``).
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -18,6 +19,16 @@ from local_brain import __version__
 from local_brain.commands import COMMANDS, choose_root, model_options, model_settings
 from local_brain.errors import ExitStatus, LocalBrainError, UsageError, internal_error_message
 from local_brain.evaluation.command import eval_command
+from local_brain.exiting import (
+    InterruptGuard,
+    ReaderLeft,
+    flush_stdout,
+    is_closed_pipe,
+    leave_interrupted,
+    reader_left,
+    silence_stdout,
+)
+from local_brain.sessions_command import sessions_command
 
 MAX_STDIN_CHARS = 100_000
 MAX_PROMPT_CHARS = 20_000
@@ -29,10 +40,26 @@ class PromptFirstGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         group_flag = bool(args) and args[0] in ("--help", "-h", "--version")
-        completing_command = ctx.resilient_parsing and not args  # offer command names
-        if not group_flag and not completing_command and (not args or args[0] not in self.commands):
-            args = [DEFAULT_COMMAND, *args]
-        return super().parse_args(ctx, args)
+        if group_flag or (args and args[0] in self.commands):
+            return super().parse_args(ctx, args)
+        if ctx.resilient_parsing:  # completing: offer command names, else the main command's
+            return super().parse_args(ctx, [DEFAULT_COMMAND, *args] if args else args)
+        from local_brain.argv import dispatch
+
+        routed = dispatch(self, DEFAULT_COMMAND, args)
+        for name in routed.ignored:
+            click.echo(
+                f"local-brain: {name} does not apply to `{routed.args[0]}`: ignored", err=True
+            )
+        return super().parse_args(ctx, routed.args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as error:
+            if is_closed_pipe(error):
+                raise ReaderLeft from error
+            raise
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write_usage(
@@ -51,7 +78,8 @@ class PromptFirstGroup(click.Group):
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
         """Complete command names and the main command's options alike."""
         items = super().shell_complete(ctx, incomplete)
-        return items + self.commands[DEFAULT_COMMAND].shell_complete(ctx, incomplete)
+        items += self.commands[DEFAULT_COMMAND].shell_complete(ctx, incomplete)
+        return list({item.value: item for item in items}.values())  # --help once
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in super().list_commands(ctx) if name != DEFAULT_COMMAND]
@@ -72,10 +100,13 @@ def cli() -> None:
     PROMPT is the question; without it the question is read from standard input. With
     both, piped input is attached to the question as context:
     `git diff | local-brain "review this"`. Read-only: it never edits, commits or pushes.
+
+    Input limits: the question argument up to 20,000 characters, standard input up to
+    100,000 (longer input is cut, with a notice); binary input is refused.
     """
 
 
-for _command in (*COMMANDS, eval_command):
+for _command in (*COMMANDS, eval_command, sessions_command):
     cli.add_command(_command)
 
 
@@ -95,6 +126,18 @@ for _command in (*COMMANDS, eval_command):
 @click.option(
     "-q", "--quiet", is_flag=True, help="Print nothing but the answer (errors still go to stderr)."
 )
+@click.option(
+    "--continue",
+    "continue_last",
+    is_flag=True,
+    help="A follow-up: continue the last conversation about this repository.",
+)
+@click.option(
+    "--session",
+    "session_name",
+    metavar="NAME",
+    help="Continue (or start) the conversation NAME about this repository.",
+)
 def ask(
     prompt: str | None,
     root: Path | None,
@@ -104,15 +147,20 @@ def ask(
     transcript: Path | None,
     verbose: bool,
     quiet: bool,
+    continue_last: bool,
+    session_name: str | None,
     **model_flags: Any,
 ) -> None:
     """Answer PROMPT about the repository."""
     from local_brain import render
+    from local_brain.conversations import ConversationStore, choose, remember
     from local_brain.session import RunSession
     from local_brain.workspace import Workspace
 
     task = read_prompt(prompt)
     workspace = Workspace(choose_root(root))
+    store = ConversationStore(workspace.root)
+    conversation = choose(store, session_name, continue_last)
     settings, team = model_settings(config_file, multi_agent, **model_flags)
     session = RunSession(
         task,
@@ -123,10 +171,13 @@ def ask(
         verbose=verbose,
         as_json=as_json,
         transcript=transcript,
+        history=conversation.turns,
     )
     result = session.run()
+    warn = (lambda _: None) if quiet else render.print_notice
+    saved = remember(store, conversation, task, result.answer, warn)
     if as_json:
-        render.print_json(render.result_document(result))
+        render.print_json(render.result_document(result, {"session": saved}))
     else:
         render.print_answer(result.answer)
     if not quiet:
@@ -136,6 +187,12 @@ def ask(
 
 def read_prompt(prompt: str | None) -> str:
     """The question from the argument and/or piped standard input."""
+    if prompt is not None and prompt != "-" and not prompt.strip():
+        raise UsageError(
+            "the question is empty",
+            hint='write the question as the argument: `local-brain "Where is X handled?"`; '
+            "piped input is context for it",
+        )
     piped = _read_piped_stdin() if prompt in (None, "-") or _stdin_is_piped() else None
     if prompt in (None, "-"):
         if piped is None:
@@ -168,7 +225,13 @@ def _stdin_is_piped() -> bool:
 def _read_piped_stdin() -> str | None:
     if sys.stdin is None or sys.stdin.isatty() or not _stdin_is_piped():
         return None
-    data = sys.stdin.buffer.read(MAX_STDIN_CHARS * 4 + 1).decode("utf-8", errors="replace")
+    raw = sys.stdin.buffer.read(MAX_STDIN_CHARS * 4 + 1)
+    if looks_binary(raw):
+        raise UsageError(
+            f"standard input looks like binary data, not text ({len(raw):,} bytes read)",
+            hint="pipe text (a diff, a log, source code), or ask about the file by its path",
+        )
+    data = raw.decode("utf-8", errors="replace")
     if len(data) > MAX_STDIN_CHARS:
         from local_brain.render import print_notice
 
@@ -184,42 +247,64 @@ def _read_piped_stdin() -> str | None:
     return cleaned.text
 
 
+def looks_binary(data: bytes) -> bool:
+    """NUL bytes, or mostly bytes that are not UTF-8 text (a few stray ones are fine)."""
+    if b"\0" in data:
+        return True
+    sample = data[:65536]
+    if not sample:
+        return False
+    text = sample.decode("utf-8", errors="replace")
+    return text.count("\ufffd") > max(8, len(text) // 10)
+
+
 # -- entry point --------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Run the CLI and turn every outcome into an exit status; no traceback unless -v."""
+    """Run the CLI and turn every outcome into an exit status. A traceback only for a bug
+    of ours, and only with -v."""
     args = sys.argv[1:] if argv is None else argv
     verbose = any(arg in ("-v", "--verbose") for arg in args)
     as_json = "--json" in args
+    with InterruptGuard() as guard:
+        _main(args, verbose, as_json, guard)
+
+
+def _main(args: list[str], verbose: bool, as_json: bool, guard: InterruptGuard) -> NoReturn:
     try:
         cli.main(args=args, prog_name="local-brain", standalone_mode=False)
     except click.exceptions.Exit as done:
+        flush_stdout()
         sys.exit(done.exit_code)
-    except click.Abort:
-        _fail("interrupted", ExitStatus.INTERRUPTED, None, as_json)
+    except (click.Abort, KeyboardInterrupt):  # Click turns Ctrl-C into Abort
+        # Leave now: a normal shutdown would wait for library threads still blocked on
+        # the model request being abandoned (Ctrl-C would hang until it times out).
+        leave_interrupted(
+            lambda: _fail("interrupted", ExitStatus.INTERRUPTED, None, as_json), guard
+        )
+    except ReaderLeft:
+        reader_left()
     except click.ClickException as error:
         hint = "see local-brain --help"
-        _fail(error.format_message(), ExitStatus.USAGE, hint, as_json)
+        _fail(_click_message(error), ExitStatus.USAGE, hint, as_json)
     except LocalBrainError as error:
-        if verbose:
-            import traceback
+        if error.exit_status == ExitStatus.INTERRUPTED:
+            message, hint = error.message, error.hint
+            leave_interrupted(lambda: _fail(message, ExitStatus.INTERRUPTED, hint, as_json), guard)
+        if verbose and error.__cause__ is not None:  # an ordinary outcome: its cause, no trace
+            from local_brain.errors import one_line
+            from local_brain.render import print_notice
 
-            traceback.print_exc()
+            print_notice(f"cause: {type(error.__cause__).__name__}: {one_line(error.__cause__)}")
         _fail(error.message, error.exit_status, error.hint, as_json, error.usage)
-    except KeyboardInterrupt:
-        try:
-            _fail("interrupted", ExitStatus.INTERRUPTED, None, as_json)
-        except SystemExit:
-            # Leave now: a normal shutdown would wait for library threads still blocked on
-            # the model request being abandoned (Ctrl-C would hang until it times out).
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(int(ExitStatus.INTERRUPTED))
-    except BrokenPipeError:
-        sys.stderr.close()
-        os._exit(0)
+    except SystemExit as done:
+        if type(sys.stdout).__name__ == "_PacifyFlushWrapper":  # Click met a closed pipe
+            reader_left()
+        raise done
     except Exception as error:  # a bug: still one line, unless -v
+        if is_closed_pipe(error):
+            reader_left()
         if verbose:
             import traceback
 
@@ -230,7 +315,24 @@ def main(argv: list[str] | None = None) -> NoReturn:
             "run again with -v for details, and please report it",
             as_json,
         )
+    flush_stdout()
     sys.exit(ExitStatus.OK)
+
+
+_CLICK_WORDING = (
+    (re.compile(r"is not a valid integer range\."), "is not a whole number."),
+    (re.compile(r"is not a valid float range\."), "is not a number."),
+    (re.compile(r"Directory (.+) is a file\."), r"\1 is a file, not a directory."),
+    (re.compile(r"File (.+) is a directory\."), r"\1 is a directory, not a file."),
+)
+
+
+def _click_message(error: click.ClickException) -> str:
+    """Click's message, in plainer words where its own are odd."""
+    message = error.format_message()
+    for pattern, replacement in _CLICK_WORDING:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def _fail(
@@ -244,5 +346,10 @@ def _fail(
     if usage is not None and usage.by_model:
         render.print_notice(usage.summary_line())
     if as_json:
-        render.print_json(render.error_document(message, status, hint, usage))
+        try:
+            render.print_json(render.error_document(message, status, hint, usage))
+        except OSError as error:  # the reader left: the status still says what happened
+            if not is_closed_pipe(error):
+                raise
+            silence_stdout()
     sys.exit(status)

@@ -48,7 +48,9 @@ def print_answer(answer: str, stream: IO[str] | None = None) -> None:
         stream.flush()
 
 
-def result_document(result: Result) -> dict[str, Any]:
+def result_document(result: Result, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The answer as the --json document; ``extra`` keys (the conversation's ``session``)
+    go before ``exit_code``."""
     team = {"manager": result.manager, "worker": result.worker} if result.manager else {}
     return {
         "answer": result.answer,
@@ -64,6 +66,7 @@ def result_document(result: Result) -> dict[str, Any]:
         "duration_s": round(result.duration_s, 3),
         "citations": [citation.as_dict() for citation in result.citations],
         "unverified": len(result.unverified),
+        **(extra or {}),
         "exit_code": int(ExitStatus.OK),
     }
 
@@ -112,6 +115,21 @@ def print_unverified(citations: list[Citation], stream: IO[str] | None = None) -
     stream.flush()
 
 
+def progress_sink(
+    verbose: bool = False, as_json: bool = False, stream: IO[str] | None = None
+) -> StepPrinter | LiveProgress:
+    """Where a run's progress goes. On a terminal: the live view, uncoloured under NO_COLOR
+    (colour is all NO_COLOR takes away); one plain line per step where the terminal cannot
+    move its cursor (TERM=dumb). Elsewhere (a pipe, a file, --json): only what must be
+    said (fallbacks, warnings), and each step with -v."""
+    stream = stream or sys.stderr
+    if stream.isatty() and not as_json:
+        if os.environ.get("TERM") in ("dumb", "unknown"):
+            return StepPrinter(stream, verbose=verbose, show_steps=True)
+        return LiveProgress(verbose=verbose, color=wants_color(stream))
+    return StepPrinter(stream, verbose=verbose, show_steps=verbose)
+
+
 class StepPrinter:
     """Progress on stderr. A route that failed over is always one line. With ``show_steps``
     (a terminal, or -v): one line per agent step, helpers indented under the manager, and
@@ -145,6 +163,14 @@ class StepPrinter:
         if not isinstance(event, StepFinished):
             return
         indent = "" if event.agent in (MANAGER, SOLO) else "    "
+        if event.limit_reached:  # a marker, not a step that ran: no time, no tokens
+            steps = event.step - 1
+            self.stream.write(
+                f"{indent}[{event.agent}] step limit reached after {steps} "
+                f"step{'' if steps == 1 else 's'}\n"
+            )
+            self.stream.flush()
+            return
         tokens = f"{event.input_tokens}+{event.output_tokens} tokens"
         status = f"error: {_one_line(event.error)}" if event.error else "ok"
         self.stream.write(
@@ -198,10 +224,10 @@ class LiveProgress:
 
     RECENT_TOOLS = 3
 
-    def __init__(self, console: Any = None, verbose: bool = False) -> None:
+    def __init__(self, console: Any = None, verbose: bool = False, color: bool = True) -> None:
         from rich.console import Console
 
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, no_color=not color)
         self.verbose = verbose
         self.started = time.monotonic()
         self.agents: dict[str, _AgentState] = {}
@@ -239,7 +265,9 @@ class LiveProgress:
         elif isinstance(event, ModelCallStarted):
             state = self._agent(event.agent, event.model)
             state.status = "thinking"
-            state.step_started = time.monotonic()
+            if state.step_ended >= state.step_started:  # the first call of a new step
+                state.step_started = time.monotonic()
+                state.step_ended = 0.0
             self.current = event.agent
         elif isinstance(event, ModelCallFinished):
             state = self._agent(event.agent, event.model)
@@ -253,10 +281,13 @@ class LiveProgress:
                 f"{event.tool}({_shorten(arguments, 60)}) {mark} {event.output_chars} chars"
             )
             del self.agents[self.current].tools[: -self.RECENT_TOOLS]
+        elif isinstance(event, StepFinished) and event.limit_reached:
+            self._agent(event.agent, event.model).status = "step limit reached"
         elif isinstance(event, StepFinished):
             state = self._agent(event.agent, event.model)
             state.steps_done = event.step
             state.status = "done" if event.error is None else "step failed"
+            state.step_ended = time.monotonic()
             if self.verbose:
                 self._print_step(event)
         if self.live is not None:
@@ -283,12 +314,17 @@ class LiveProgress:
 
         tokens = sum(state.tokens for state in self.agents.values())
         elapsed = time.monotonic() - self.started
-        tree = Tree(Text(f"local-brain · {elapsed:.1f}s · {tokens} tokens", style="bold"))
+        doing = f"{tokens} tokens" if tokens else self._phase()
+        tree = Tree(Text(f"local-brain · {elapsed:.1f}s · {doing}", style="bold"))
         parents: dict[str, Any] = {}
+        now = time.monotonic()
         for name, state in self.agents.items():
-            step_time = time.monotonic() - state.step_started if state.step_started else 0.0
+            ended = state.step_ended or now
+            step_time = ended - state.step_started if state.step_started else 0.0
+            between_steps = state.status in ("done", "step failed", "step limit reached")
+            step = state.steps_done if between_steps else state.steps_done + 1
             line = (
-                f"{name} ({state.model}) · step {state.steps_done + 1} · {step_time:.1f}s · "
+                f"{name} ({state.model}) · step {step} · {step_time:.1f}s · "
                 f"{state.tokens} tokens · {state.status}"
             )
             if state.rate:
@@ -303,6 +339,18 @@ class LiveProgress:
                 node.add(Text(call, style="dim"))
         return tree
 
+    def _phase(self) -> str:
+        """What happens before the first tokens, told from what is loaded so far."""
+        if any(state.status == "thinking" for state in self.agents.values()):
+            return "waiting for the model's first reply (it may be loading)"
+        if self.agents:
+            return "running"
+        if "litellm" not in sys.modules:
+            return "starting: checking the model server"
+        if "smolagents.remote_executors" not in sys.modules:
+            return "loading the model stack (litellm, smolagents)"
+        return "probing model servers and preparing the agents"
+
 
 @dataclass
 class _AgentState:
@@ -310,6 +358,7 @@ class _AgentState:
     status: str = "waiting"
     steps_done: int = 0
     step_started: float = 0.0
+    step_ended: float = 0.0  # when the last step finished (its time stops there)
     tokens: int = 0
     rate: float | None = None
     task: str = ""

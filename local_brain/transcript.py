@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from local_brain import __version__
+from local_brain.errors import UsageError
 from local_brain.events import Event
 from local_brain.fsguard import find_program
 
@@ -27,11 +28,31 @@ MAX_FINGERPRINT_FILES = 200_000
 
 
 class Transcript:
-    """An event sink that records every event with a timestamp."""
+    """An event sink that records every event with a timestamp.
+
+    The temporary file the transcript is written to is created at once, so a place that
+    refuses new files fails before the run (:class:`UsageError`), not after it. If writing
+    still fails at the end, ``finish`` says so on stderr and keeps the reason in ``error``:
+    the run's answer matters more than its transcript.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.records: list[dict[str, Any]] = []
+        self.error: str | None = None
+        directory = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise UsageError(f"--transcript {path}: is a directory, not a file")
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+        except OSError as error:
+            raise UsageError(
+                f"--transcript {path}: cannot create a file in {directory} "
+                f"({error.strerror or error})",
+                hint="choose a directory you can write to",
+            ) from None
+        os.close(handle)
+        self._temporary = Path(temporary)
 
     def start(self, *, task: str, root: Path, mode: str, models: dict[str, str | None]) -> None:
         self.fingerprint_before = repo_fingerprint(root)
@@ -64,9 +85,18 @@ class Transcript:
             repository_unmodified=after == self.fingerprint_before,
             repository=after,
         )
-        write_atomically(
-            self.path, "".join(json.dumps(r, default=str) + "\n" for r in self.records)
-        )
+        text = "".join(json.dumps(r, default=str) + "\n" for r in self.records)
+        try:
+            self._temporary.write_text(text, encoding="utf-8")
+            os.replace(self._temporary, self.path)
+        except OSError as error:
+            self._temporary.unlink(missing_ok=True)
+            self.error = f"{error.strerror or error}"
+            from local_brain.render import print_notice
+
+            print_notice(
+                f"warning: the transcript could not be written to {self.path}: {self.error}"
+            )
 
     def _write(self, event: str, **fields: Any) -> None:
         stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")

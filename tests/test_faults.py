@@ -60,7 +60,6 @@ def test_step_limit_reports_partial_usage(
     assert "usage: qwen2.5:3b 3 req" in result.stderr
 
 
-@pytest.mark.slow
 def default_sigint() -> None:
     """In the child: SIGINT handled as in a terminal. A process started with SIGINT ignored
     keeps ignoring it, and a suite run as a background job (`cmd &` in a script) has it
@@ -68,6 +67,7 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130(model_server: ModelServer, make_repo) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     model_server.script(None, [Fault.hang(60)])

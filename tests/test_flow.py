@@ -93,7 +93,7 @@ def test_tool_results_are_typed_and_keep_the_text_the_model_sees(make_repo) -> N
     assert isinstance(good, ToolResult) and good.ok and "x = 1" in good.text
     assert not bad.ok and bad.text.startswith("Error: ") and bad == bad.text
     assert (
-        not wrong.ok and wrong.text == "Error: read_file: start_line must be a integer, got 'two'"
+        not wrong.ok and wrong.text == "Error: read_file: start_line must be an integer, got 'two'"
     )
 
 
@@ -108,7 +108,7 @@ def test_param_owns_its_type_conversion() -> None:
     assert text.convert("t", 5) == "5" and count.convert("t", None) is None
     with pytest.raises(ToolError, match="t needs 's'"):
         text.convert("t", None)
-    with pytest.raises(ToolError, match="n must be a integer"):
+    with pytest.raises(ToolError, match="n must be an integer"):
         count.convert("t", True)
 
 

@@ -129,3 +129,32 @@ def test_transcript_in_a_missing_directory_is_a_usage_error(
 
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_live_view_says_what_it_does_before_the_first_tokens() -> None:
+    output = render_progress([])
+    waiting = render_progress([ModelCallStarted("agent", "qwen2.5:3b", 2, 900)])
+
+    assert "0 tokens" not in output and "0 tokens" not in waiting.splitlines()[0]
+    assert any(word in output for word in ("starting", "loading the model stack", "probing"))
+    assert "waiting for the model's first reply" in waiting
+
+
+def test_live_view_counts_the_steps_that_ran() -> None:
+    two_steps = [
+        ModelCallStarted("agent", "m", 2, 900),
+        ModelCallFinished("agent", "m", "m", 100, 10, 0.0, 1.0),
+        StepFinished("agent", "m", 1, "print(1)", "1", None, 1.0, 100, 10),
+        ModelCallStarted("agent", "m", 4, 1200),
+        ModelCallFinished("agent", "m", "m", 100, 10, 0.0, 1.0),
+        StepFinished("agent", "m", 2, 'final_answer("x")', None, None, 1.0, 100, 10),
+    ]
+
+    output = render_progress(two_steps)
+    limited = render_progress(
+        [*two_steps, StepFinished("agent", "m", 3, None, None, "max steps", 0.0, 0, 0, True)]
+    )
+
+    assert "step 2 · " in output and "done" in output and "step 3" not in output
+    assert "step 2 · " in limited and "step limit reached" in limited
+    assert "step 3" not in limited

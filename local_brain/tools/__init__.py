@@ -68,7 +68,8 @@ class Param:
             return value
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ToolError(f"{tool}: {self.name} must be a {self.type}, got {value!r:.60}")
+        article = "an" if self.type[:1] in "aeiou" else "a"
+        raise ToolError(f"{tool}: {self.name} must be {article} {self.type}, got {value!r:.60}")
 
 
 class ToolResult(str):
