@@ -8,6 +8,13 @@ listed, nor cleared). Files are written atomically, readable by the owner only, 
 bounded: the newest ``MAX_TURNS`` turns within ``MAX_CHARS`` characters, conversations
 untouched for ``MAX_AGE_S`` dropped, at most ``MAX_CONVERSATIONS`` kept per repository.
 
+Nothing outside the store is read or written through it: only regular files are read (no
+symlink followed, no FIFO or device opened), at most ``MAX_FILE_BYTES`` of them, and a
+file counts only when the id it records is a valid name and the one its file name carries.
+Secrets are withheld (``redact``) from what is stored and again from what is replayed to
+the model, so a planted file cannot bring one back. A turn is added under a lock, to the
+turns stored at that moment, so two runs continuing one conversation both keep theirs.
+
 ``earlier_turns_block`` turns the stored turns into the text put before a follow-up
 question, compacted to a token budget (the newest turns kept, older answers shortened).
 Standard library only: ``local-brain sessions`` stays light.
@@ -21,14 +28,20 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from local_brain.errors import UsageError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: writes stay atomic, only not merged
+    fcntl = None  # type: ignore[assignment]
 
 MAX_TURNS = 20
 MAX_CHARS = 60_000  # all the turns of one conversation together
@@ -39,6 +52,7 @@ MAX_CONVERSATIONS = 100  # per repository; the least recently used go first
 OLDER_ANSWER_CHARS = 600  # an older turn's answer, as sent to the model
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 FORMAT = 1
+MAX_FILE_BYTES = 1024 * 1024  # a stored conversation is well under this (MAX_CHARS chars)
 CUT_MARK = " […]"
 
 
@@ -144,14 +158,22 @@ class ConversationStore:
         return Conversation(id=name or new_id(), root=self.root, created=now, updated=now)
 
     def add_turn(self, conversation: Conversation, question: str, answer: str) -> Conversation:
-        """Append a turn, keep the conversation within its bounds and write it."""
+        """Append a turn (its secrets withheld) to the turns stored now, keep the
+        conversation within its bounds and write it."""
         if conversation.root != self.root:
             raise UsageError("that conversation belongs to another repository")
+        self._check_outside_repository()
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         now = self._clock()
-        turn = Turn(_cut(question, MAX_QUESTION_CHARS), _cut(answer, MAX_ANSWER_CHARS), now)
-        conversation.turns = bounded([*conversation.turns, turn])
-        conversation.updated = now
-        self._write(conversation)
+        turn = Turn(_cut(_withheld(question), MAX_QUESTION_CHARS),
+                    _cut(_withheld(answer), MAX_ANSWER_CHARS), now)  # fmt: skip
+        with self._locked():
+            stored = self._read(self._path(conversation.id))
+            if stored is not None:  # another run may have added a turn since this one read
+                conversation.turns, conversation.created = stored.turns, stored.created
+            conversation.turns = bounded([*conversation.turns, turn])
+            conversation.updated = now
+            self._write(conversation)
         self._prune(keep=conversation.id)
         return conversation
 
@@ -174,7 +196,23 @@ class ConversationStore:
     # -- files ----------------------------------------------------------------------------
 
     def _path(self, conversation_id: str) -> Path:
+        if not NAME_PATTERN.fullmatch(conversation_id) or set(conversation_id) == {"."}:
+            raise UsageError(f"not a valid conversation name: {conversation_id[:80]!r}")
         return self.directory / f"{self._prefix}{conversation_id}.json"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The store's lock, held while a conversation is read and written back."""
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        descriptor = os.open(self.directory / ".lock", flags, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
 
     def _files(self) -> list[Path]:
         try:
@@ -187,7 +225,7 @@ class ConversationStore:
 
     def _read(self, path: Path) -> Conversation | None:
         try:
-            data = json.loads(path.read_text("utf-8"))
+            data = json.loads(_read_regular_file(path, MAX_FILE_BYTES))
             conversation = Conversation(
                 id=str(data["id"]),
                 root=str(data["root"]),
@@ -200,11 +238,13 @@ class ConversationStore:
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing, or not ours to understand: as if absent
-        return conversation if conversation.root == self.root else None
+        if conversation.root != self.root or not NAME_PATTERN.fullmatch(conversation.id):
+            return None
+        if path.name != f"{self._prefix}{conversation.id}.json":
+            return None  # a forged id: the file is not the one that name leads to
+        return conversation
 
     def _write(self, conversation: Conversation) -> None:
-        self._check_outside_repository()
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         document = {"format": FORMAT, **asdict(conversation)}
         # mkstemp creates the file with mode 0600; os.replace makes the write atomic.
         handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
@@ -256,8 +296,9 @@ def earlier_turns_block(turns: Sequence[Turn], budget_tokens: int) -> str:
 
     left = budget_tokens - text_tokens(_HEADER + _skipped_note(len(turns)) + _FOOTER)
     parts: list[str] = []
-    for position, turn in enumerate(reversed(turns)):
+    for position, stored in enumerate(reversed(turns)):
         number = len(turns) - position
+        turn = Turn(_withheld(stored.question), _withheld(stored.answer), stored.at)
         question = f"Question {number}: {turn.question}\n"
         cost = text_tokens(question)
         if cost > left:
@@ -293,6 +334,29 @@ _FOOTER = "\n--- end of the earlier conversation ---\n\nThe user's new question:
 
 def _skipped_note(count: int) -> str:
     return f"({count} earlier question(s) left out.)\n\n"
+
+
+def _withheld(text: str) -> str:
+    """The text with its secrets withheld (see ``redact``; imported here, not at the top,
+    so that `local-brain sessions` stays light)."""
+    from local_brain.redact import redact
+
+    return redact(text).text
+
+
+def _read_regular_file(path: Path, limit: int) -> str:
+    """The text of a regular file of at most ``limit`` bytes, the link itself not followed
+    and a FIFO or device never opened for reading (OSError, ValueError otherwise)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    descriptor = os.open(path, flags)
+    with os.fdopen(descriptor, "rb") as stream:
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode) or status.st_size > limit:
+            raise ValueError(f"{path.name}: not a conversation file")
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path.name}: too large")
+    return data.decode("utf-8")
 
 
 def _cut(text: str, limit: int) -> str:
