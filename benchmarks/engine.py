@@ -9,6 +9,11 @@ Measures, with ``n_threads`` 1 and the default (every usable CPU):
   tokens a reply): requests, the reused-prefix fraction (prompt tokens llama.cpp took from
   its cache / all prompt tokens), the run's wall time and its peak memory (max RSS).
 
+- a team taking turns: two agents' prompts (~1,000 tokens each) alternating on one engine,
+  with one slot (what ``Engine`` starts: llama.cpp restores an idle prompt from its
+  host-memory cache) and with two slots (one per agent, the context doubled so each keeps
+  its window): the prefix reused and the time of each request after the first two.
+
 Needs the ``llamacpp`` extra and the model package. Usage::
 
     python benchmarks/engine.py            # prints a Markdown table for RESULTS.md
@@ -65,6 +70,52 @@ def engine_figures(model: Path, threads: int | None) -> dict[str, Any]:
     }
 
 
+def turn_figures(model: Path, slots: int, threads: int | None) -> dict[str, Any]:
+    """Two agents alternating on one engine with ``slots`` slots of 4,096 tokens each."""
+    import xllamacpp
+
+    from local_brain.models.llamacpp import usable_cpus
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(model)
+    params.n_ctx = 4096 * slots  # llama.cpp splits n_ctx across the slots
+    params.n_parallel = slots
+    params.hostnames = ["127.0.0.1"]
+    params.port = 0
+    params.cache_prompt = True
+    params.ui = False
+    params.verbosity = 0
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or max(
+        1, usable_cpus() - 1
+    )
+    server = xllamacpp.Server(params)
+    api_base = str(server.listening_address).rstrip("/") + "/v1"
+    agents = [PROMPT, "This tool lists the files of a repository and their sizes. " * 80]
+    reused, seconds = [], []
+    for step in range(6):
+        body = {
+            "messages": [
+                {"role": "system", "content": agents[step % 2]},
+                {"role": "user", "content": f"Step {step}."},
+            ],
+            "max_tokens": 8,
+            "temperature": 0,
+        }
+        request = urllib.request.Request(
+            api_base + "/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=600) as response:
+            timings = json.load(response)["timings"]
+        if step >= 2:  # each agent's prompt has been seen once
+            seconds.append(time.perf_counter() - started)
+            reused.append(timings["cache_n"] / (timings["cache_n"] + timings["prompt_n"]))
+    server = None
+    return {"reused": sum(reused) / len(reused), "request_s": sum(seconds) / len(seconds)}
+
+
 def run_figures(model: Path, threads: int | None, work: Path) -> dict[str, Any]:
     repo = work / f"repo{threads}"
     repo.mkdir()
@@ -111,6 +162,7 @@ def main() -> None:
             rows.append(
                 (threads, engine_figures(model, threads), run_figures(model, threads, work))
             )
+        turn_rows = [(slots, turn_figures(model, slots, None)) for slots in (1, 2)]
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print()
     print("| n_threads | load | prefill tok/s | generation tok/s | run: requests | "
@@ -123,6 +175,14 @@ def main() -> None:
             f"{engine['generation_tps']:.1f} ({engine['predicted_n']} tok) | {run['requests']} | "
             f"{run['reused_fraction']:.0%} ({run['reused']}/{run['prompt_tokens']}) | "
             f"{run['wall_s']:.0f} s | {run['peak_rss_mb']:.0f} MB | {run['exit_code']} |"
+        )
+    print()
+    print("| two agents taking turns | reused prefix | time per request |")
+    print("|---|---|---|")
+    for slots, turns in turn_rows:
+        print(
+            f"| {slots} slot{'s' if slots > 1 else ''} | {turns['reused']:.0%} | "
+            f"{turns['request_s']:.2f} s |"
         )
 
 

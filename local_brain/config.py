@@ -84,7 +84,10 @@ def load_settings(
         path = Path(explicit).expanduser()
         if not path.is_file():
             source = "--config" if config_file else "LOCAL_BRAIN_CONFIG"
-            raise ConfigError(f"config file not found: {path} (from {source})")
+            raise ConfigError(
+                f"config file not found: {path} (from {source})",
+                hint="check the path; `local-brain config path` shows where config is read from",
+            )
         merged = merge(merged, read_config_file(path))
         loaded.append(path)
 
@@ -92,24 +95,48 @@ def load_settings(
     return _settings_from(merged, environ, flags, tuple(loaded))
 
 
+_FIX_FILE_HINT = "fix the file (`local-brain config path` lists the config files in effect)"
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse and validate one config file; every problem is a ConfigError naming the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read config file {path}: {error}") from None
+        raise ConfigError(f"cannot read config file {path}: {error}", hint=_FIX_FILE_HINT) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"invalid YAML in config file {path}{where}: {problem}") from None
+        raise ConfigError(
+            f"invalid YAML in config file {path}{where}: {problem}", hint=_FIX_FILE_HINT
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must be a mapping at the top level")
     _validate(data, path)
+    return _anchor_gguf_paths(data, path.resolve().parent)
+
+
+_LLAMACPP = "llamacpp/"  # models/llamacpp.py (not imported: models/ imports this module)
+
+
+def _anchor_gguf_paths(data: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """A relative ``llamacpp/<file.gguf>`` in a config file names a file next to that
+    file, not in whatever directory local-brain runs from (``~``, absolute paths,
+    ``ollama:NAME`` and a leading ``${VAR}`` are left as written)."""
+    for entry in data.get("model_list") or []:
+        params = entry.get("litellm_params") if isinstance(entry, dict) else None
+        model = params.get("model") if isinstance(params, dict) else None
+        if not isinstance(model, str) or not model.startswith(_LLAMACPP):
+            continue
+        spec = model.removeprefix(_LLAMACPP)
+        written_as_is = spec.startswith(("~", "ollama:", "${")) or Path(spec).is_absolute()
+        if spec.strip() and not written_as_is:
+            params["model"] = _LLAMACPP + str(directory / spec)
     return data
 
 

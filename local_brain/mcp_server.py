@@ -100,6 +100,9 @@ def build_server(workspace: Workspace, settings: Settings, multi_agent: bool = F
     )
     server.tool_params = params
     server.lifecycle = Lifecycle()  # the asks in flight, cancelled at shutdown
+    from local_brain.models.llamacpp import Engines
+
+    server.engines = Engines()  # llamacpp/ models stay loaded between asks, closed at the end
     install_logging(server, server.lifecycle)
     for spec in all_tools().values():
         params[spec.name] = spec.params
@@ -113,7 +116,7 @@ def build_server(workspace: Workspace, settings: Settings, multi_agent: bool = F
         )
     params["ask"] = ASK_PARAMS
     server.add_tool(
-        _with_signature(_ask_tool(workspace, settings, multi_agent), ASK_PARAMS),
+        _with_signature(_ask_tool(workspace, settings, multi_agent, server.engines), ASK_PARAMS),
         name="ask",
         title=ASK_TITLE,
         description=ASK_DESCRIPTION,
@@ -142,11 +145,16 @@ def _server_class() -> type:
     class LocalBrainServer(MCPServer):
         tool_params: dict[str, tuple[Param, ...]]
         lifecycle: Lifecycle
+        engines: Any  # models.llamacpp.Engines, shared by every ask
 
         def run(self, transport: Any = "stdio", **kwargs: Any) -> None:
             """Serve until stdin closes or SIGINT/SIGTERM; the asks in flight are cancelled
-            and the process exits within seconds (mcp_lifecycle.Lifecycle.serve)."""
-            self.lifecycle.serve(lambda: super(LocalBrainServer, self).run(transport, **kwargs))
+            and the process exits within seconds (mcp_lifecycle.Lifecycle.serve). The
+            in-process engines close with the server."""
+            try:
+                self.lifecycle.serve(lambda: super(LocalBrainServer, self).run(transport, **kwargs))
+            finally:
+                self.engines.close()
 
         async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
             if name in self.tool_params:
@@ -251,7 +259,9 @@ def _repository_tool(spec: ToolSpec, workspace: Workspace) -> Any:
     return call
 
 
-def _ask_tool(workspace: Workspace, settings: Settings, team_by_default: bool) -> Any:
+def _ask_tool(
+    workspace: Workspace, settings: Settings, team_by_default: bool, engines: Any = None
+) -> Any:
     from mcp.server.mcpserver.exceptions import ToolError
 
     async def ask(
@@ -265,7 +275,8 @@ def _ask_tool(workspace: Workspace, settings: Settings, team_by_default: bool) -
         store = ConversationStore(workspace.root)
         conversation = store.start() if session is None else store.get(session)
         if conversation is None:
-            raise ToolError(f"ask: no conversation {session!r} for this repository "
+            shown = session if session is None or len(session) <= 40 else f"{session[:40]}…"
+            raise ToolError(f"ask: no conversation {shown!r} for this repository "
                             "(start one by asking without session)")  # fmt: skip
         run = RunSession(
             prompt,
@@ -273,6 +284,7 @@ def _ask_tool(workspace: Workspace, settings: Settings, team_by_default: bool) -
             settings,
             team=multi_agent or team_by_default,
             history=conversation.turns,
+            engines=engines,
         )
         try:
             result = await run_reported(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local_brain.cancel import Cancelled, CancelToken, GuardedClient
 from local_brain.citations import Citation, Evidence, check_answer
@@ -16,6 +16,9 @@ from local_brain.parsing import normalize_reply
 from local_brain.plan import RunPlan
 from local_brain.usage import UsageLedger
 from local_brain.workspace import Workspace
+
+if TYPE_CHECKING:
+    from local_brain.models.llamacpp import Engines
 
 
 @dataclass
@@ -42,6 +45,7 @@ def run(
     on_event: EventSink | None = None,
     cancel: CancelToken | None = None,
     history: Sequence[Turn] = (),
+    engines: Engines | None = None,
 ) -> Result:
     """Answer one question about the workspace, as the plan says: one agent, or a manager
     with helpers.
@@ -51,6 +55,8 @@ def run(
     ``cancel`` is cancelled no model request nor tool call starts, and the run raises
     ``Cancelled``. ``history``: the conversation's earlier turns, put before the task
     within a share of the lead model's window (``conversations.with_earlier_turns``).
+    ``engines``: a long-lived process's pool of in-process engines (models/llamacpp.py),
+    kept loaded after the run; None: the run starts its own and closes them at its end.
     """
     started = time.monotonic()
     from local_brain import agents, smol
@@ -79,7 +85,7 @@ def run(
     evidence = Evidence()  # what the tools showed, for checking the answer's references
     with (
         quiet_litellm(),  # litellm's own log lines stay off stderr
-        Routing(plan.settings, list(models.values()), on_event=on_event) as routing,
+        Routing(plan.settings, list(models.values()), on_event, engines) as routing,
     ):
         agent = None
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local_brain.cancel import CancelToken
 from local_brain.config import Settings
@@ -20,6 +20,9 @@ from local_brain.events import EventSink, Fanout
 from local_brain.plan import RunPlan, make_plan
 from local_brain.runner import Result
 from local_brain.workspace import Workspace
+
+if TYPE_CHECKING:
+    from local_brain.models.llamacpp import Engines
 
 
 class RunSession:
@@ -43,8 +46,10 @@ class RunSession:
         transcript: Path | None = None,
         cancel: CancelToken | None = None,
         history: Sequence[Turn] = (),
+        engines: Engines | None = None,
     ) -> None:
         self.task = task
+        self.engines = engines  # a long-lived process's in-process engines (runner.run)
         self.history = tuple(history)  # the conversation's earlier turns (conversations.py)
         self.cancel = cancel if cancel is not None else CancelToken()  # Ctrl-C cancels it too
         self.workspace = workspace
@@ -62,7 +67,10 @@ class RunSession:
         self.recorder: Any = None
         if transcript is not None:
             if not transcript.resolve().parent.is_dir():
-                raise UsageError(f"--transcript {transcript}: its directory does not exist")
+                raise UsageError(
+                    f"--transcript {transcript}: its directory does not exist",
+                    hint="create the directory first, or write the transcript elsewhere",
+                )
             from local_brain.transcript import Transcript
 
             self.recorder = Transcript(transcript)
@@ -98,6 +106,7 @@ class RunSession:
                     on_event=on_event,
                     cancel=self.cancel,
                     history=self.history,
+                    engines=self.engines,
                 )
             outcome = {"exit_code": int(ExitStatus.OK), "result": result}
             return result

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local_brain.config import Settings
 from local_brain.errors import (
@@ -32,6 +32,9 @@ from local_brain.parsing import NO_CODE_MESSAGE
 from local_brain.plan import MANAGER, SOLO, make_plan
 from local_brain.usage import Usage, UsageLedger
 from local_brain.workspace import Workspace
+
+if TYPE_CHECKING:
+    from local_brain.models.llamacpp import Engines
 
 ROLES = ("solo", "manager", "worker")
 MAX_FAILURE_CHARS = 80
@@ -116,16 +119,27 @@ def attempts(
     roles: list[str],
     questions: list[Question],
 ) -> Iterator[Attempt]:
-    """Every (model, role, question) attempt, in that order, one run each."""
+    """Every (model, role, question) attempt, in that order, one run each. In-process
+    engines (``llamacpp/`` models) load once per model evaluated, for all its roles and
+    questions, and close before the next model loads (one model's memory at a time)."""
+    from local_brain.models.llamacpp import Engines
+
     for model in models:
-        for role in roles:
-            run_settings, team = role_settings(settings, model, role, reference=models[0])
-            for question in questions:
-                yield attempt(run_settings, team, workspace, model, role, question)
+        with Engines() as engines:
+            for role in roles:
+                run_settings, team = role_settings(settings, model, role, reference=models[0])
+                for question in questions:
+                    yield attempt(run_settings, team, workspace, model, role, question, engines)
 
 
 def attempt(
-    settings: Settings, team: bool, workspace: Workspace, model: str, role: str, q: Question
+    settings: Settings,
+    team: bool,
+    workspace: Workspace,
+    model: str,
+    role: str,
+    q: Question,
+    engines: Engines | None = None,
 ) -> Attempt:
     from local_brain.runner import run
 
@@ -133,7 +147,7 @@ def attempt(
     started = time.monotonic()
     try:
         plan = make_plan(settings, team=team, installed_default=lambda: model)
-        result = run(q.text, plan, workspace, on_event=steps)
+        result = run(q.text, plan, workspace, on_event=steps, engines=engines)
         verdict = score(q, result.answer)
     except LocalBrainError as error:
         usage = error.usage if isinstance(error.usage, UsageLedger) else UsageLedger()

@@ -240,6 +240,16 @@ def memory_needed(path: Path, n_ctx: int) -> int | None:
     return int((weights + per_token * n_ctx) * OVERHEAD)
 
 
+def trained_context(path: Path) -> int | None:
+    """The context the model was trained with (``<arch>.context_length``), if told."""
+    try:
+        meta = metadata(path)
+    except (OSError, ValueError, struct.error):
+        return None
+    value = meta.get(f"{meta.get('general.architecture')}.context_length")
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
 def available_memory() -> int | None:
     """Bytes of memory available now (Linux ``MemAvailable``, else physical memory)."""
     try:

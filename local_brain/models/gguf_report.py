@@ -91,3 +91,26 @@ def engine_check(label: str, model: str, num_ctx: int) -> Check:
             "lower num_ctx for this model, or free memory",
         )
     return Check(name, True, f"{detail}; {fits} of {human_size(available)} available")
+
+
+def context_check(label: str, model: str, num_ctx: int) -> Check:
+    """`doctor`'s context line for a ``llamacpp/`` route: the context the engine allocates
+    (``num_ctx``: its KV cache, the window every agent on it works to), and whether the
+    model was trained for that much."""
+    name = f"context {label}"
+    detail = f"the in-process engine allocates a {num_ctx}-token context (num_ctx)"
+    try:
+        path = gguf.resolve(model.removeprefix(PREFIX))
+    except ConfigError:
+        return Check(name, True, detail)  # the model check says what is wrong with the file
+    trained = gguf.trained_context(path)
+    if trained is None:
+        return Check(name, True, detail)
+    if num_ctx > trained:
+        return Check(
+            name,
+            False,
+            f"{detail}, more than the {trained} tokens the model was trained with",
+            f"lower num_ctx for this model to at most {trained}",
+        )
+    return Check(name, True, f"{detail}; the model was trained with {trained}")

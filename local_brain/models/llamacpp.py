@@ -6,7 +6,18 @@ run, bound to 127.0.0.1 on a free port, and rewrites each ``llamacpp/`` deployme
 OpenAI-compatible one (``hosted_vllm/<alias>`` at that address): the Router, fallbacks,
 output caps, the streaming watch, the server's figures (llama.cpp ``timings``) and usage
 then work exactly as for any other server. The engine's context is the window compaction
-works to. :meth:`Engines.close` (the run's ``Routing.close``) shuts every engine down.
+works to. Only the groups a run can reach (its models and their fallbacks) get an engine.
+
+Who closes the engines: a one-shot run's ``Routing`` owns its :class:`Engines` and closes
+them with itself, whatever the outcome. A long-lived process (the MCP server, ``eval``)
+hands every ``Routing`` the same :class:`Engines` (its pool), so a model loads once per
+process, not per question, and closes the pool when it ends.
+
+One slot per engine, on purpose: a team's agents take turns (a manager waits while its
+helper runs), and llama.cpp keeps an idle prompt in its host-memory prompt cache
+(``cache_idle_slots``, ``cache_ram_mib``) and restores it when that prompt comes back, so
+a manager and a helper alternating on one slot each keep their prefix (cache_n) without
+the KV memory of a second slot (``tests/test_llamacpp.py`` checks it on the real engine).
 
 Engine settings come from the deployment's ``litellm_params``: ``num_ctx`` (else
 ``local_brain.num_ctx``), ``n_threads``, ``n_gpu_layers``; they are taken out before the
@@ -145,21 +156,34 @@ class Engine:
 
 
 class Engines:
-    """The run's in-process engines: one per GGUF file and settings, shared by every agent
-    and deployment that uses it."""
+    """In-process engines: one per GGUF file and settings, shared by every agent and
+    deployment that uses it. A run's own, or a long-lived process's pool (use it as
+    ``with Engines() as pool:``)."""
 
     def __init__(self) -> None:
         self._engines: dict[EngineSpec, Engine] = {}
         self._lock = threading.Lock()
+        self.loads = 0  # engines started over this object's life
 
-    def start(self, model_list: list[dict[str, Any]], num_ctx: int) -> list[dict[str, Any]]:
-        """``model_list`` with every ``llamacpp/`` deployment served by a started engine."""
+    def __enter__(self) -> Engines:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(
+        self, model_list: list[dict[str, Any]], num_ctx: int, wanted: set[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """``model_list`` with every ``llamacpp/`` deployment of a ``wanted`` group (None:
+        every group) served by a started engine; the others are left out, unloaded."""
         rewritten = []
         for entry in model_list:
             params = dict(entry["litellm_params"])
             if not is_llamacpp(str(params.get("model", ""))):
                 rewritten.append(entry)
                 continue
+            if wanted is not None and entry.get("model_name") not in wanted:
+                continue  # a group this run cannot reach: no engine, no memory
             require_engine(str(params["model"]))
             engine = self._engine(engine_spec(params, num_ctx))
             for key in ENGINE_PARAMS:
@@ -182,6 +206,7 @@ class Engines:
                 stem = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.path.stem) or "model"
                 alias = f"{stem}-{len(self._engines) + 1}"
                 engine = self._engines[spec] = Engine(spec, alias)
+                self.loads += 1
             return engine
 
     @property
@@ -193,6 +218,30 @@ class Engines:
             engines, self._engines = list(self._engines.values()), {}
         for engine in engines:
             engine.close()
+
+
+FALLBACK_SETTINGS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+
+
+def reachable(names: list[str], router_settings: dict[str, Any]) -> set[str]:
+    """The groups a run on ``names`` may send a request to: the names and, transitively,
+    their fallbacks (and ``default_fallbacks``) in ``router_settings``."""
+    rules: dict[str, list[str]] = {}
+    for key in FALLBACK_SETTINGS:
+        for rule in router_settings.get(key) or []:
+            if isinstance(rule, dict):
+                for group, targets in rule.items():
+                    listed = targets if isinstance(targets, list) else [targets]
+                    rules.setdefault(str(group), []).extend(str(t) for t in listed)
+    defaults = router_settings.get("default_fallbacks") or []
+    todo = [*names, *(str(d) for d in (defaults if isinstance(defaults, list) else [defaults]))]
+    found: set[str] = set()
+    while todo:
+        group = todo.pop()
+        if group not in found:
+            found.add(group)
+            todo += rules.get(group, [])
+    return found
 
 
 def usable_cpus() -> int:

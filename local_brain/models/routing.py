@@ -34,7 +34,7 @@ from local_brain.models.context import (
 from local_brain.models.failures import distill, is_connection_error
 from local_brain.models.hints import RouteInfo, unreachable_hint
 from local_brain.models.litellm_globals import shared_callbacks, shared_settings
-from local_brain.models.llamacpp import Engines
+from local_brain.models.llamacpp import Engines, reachable
 from local_brain.models.names import deployments_for, is_ollama, with_ollama_defaults
 from local_brain.models.streaming import StreamLimits
 from local_brain.usage import UsageLedger
@@ -68,6 +68,7 @@ class Routing:
         settings: Settings,
         names: list[str],
         on_event: EventSink | None = None,
+        engines: Engines | None = None,
     ) -> None:
         from local_brain.safe_import import import_model_stack
 
@@ -88,16 +89,19 @@ class Routing:
         self.router: Any = None
         self.failure_logger = RouteFailureLogger(self)  # handed to litellm with each request
         self.stream_limits = StreamLimits(settings.first_token_timeout, settings.stall_timeout)
-        self.engines = Engines()  # llamacpp/ models, run in-process until close()
+        # llamacpp/ models run in-process: until close(), or in the caller's pool
+        self._owns_engines = engines is None
+        self.engines = Engines() if engines is None else engines
 
         model_list = [dict(entry) for entry in settings.model_list]
         for name in dict.fromkeys(names):
             model_list += deployments_for(name, settings)
         model_list = [with_ollama_defaults(entry, settings.num_ctx) for entry in model_list]
         try:
-            model_list = self.engines.start(model_list, settings.num_ctx)
+            wanted = reachable(names, settings.router_settings)
+            model_list = self.engines.start(model_list, settings.num_ctx, wanted)
         except BaseException:
-            self.engines.close()
+            self._close_engines()
             raise
         api_bases = {entry["litellm_params"].get("api_base") for entry in model_list} - {None}
         refused = refused_endpoints(api_bases)
@@ -135,7 +139,11 @@ class Routing:
         settings, self._settings = self._settings, []
         for key in settings:
             shared_settings.release(self._litellm, key)
-        self.engines.close()
+        self._close_engines()
+
+    def _close_engines(self) -> None:
+        if self._owns_engines:  # a pool's engines outlive this run; its owner closes them
+            self.engines.close()
 
     # -- set-up ---------------------------------------------------------------------------
 
