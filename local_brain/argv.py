@@ -47,6 +47,13 @@ def dispatch(group: click.Group, default: str, args: list[str]) -> Dispatch:
     return Dispatch([default, *args])
 
 
+def only_leading_options(group: click.Group, default: str, args: list[str]) -> bool:
+    """Whether ``args`` are whole options of the main command and nothing else (what
+    comes next may still be a subcommand)."""
+    leading = _leading_options(group.commands[default], args)
+    return sum(len(option) for option in leading) == len(args)
+
+
 def _leading_options(command: click.Command, args: list[str]) -> list[list[str]]:
     """The options of ``command`` at the start of ``args``, each with its value."""
     options = _option_table(command)
@@ -125,3 +132,29 @@ def one_edit_apart(a: str, b: str) -> bool:
     while i < len(shorter) and shorter[i] == longer[i]:
         i += 1
     return shorter[i:] == longer[i + 1 :]
+
+
+def refuse_empty_values(group: click.Group, args: list[str]) -> None:
+    """An option given an empty value (``-m "$MODEL"`` with MODEL unset) is a usage error:
+    left to Click it would silently mean the default, or the current directory."""
+    takes_value = {
+        name for command in _all_commands(group) for name, option in
+        _option_table(command).items() if not option.is_flag and not option.count
+    }  # fmt: skip
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return
+        name, equals, value = arg.partition("=")
+        empty = (equals and not value) or (not equals and index + 1 < len(args)
+                                           and not args[index + 1].strip())  # fmt: skip
+        if name in takes_value and name.startswith("-") and empty:
+            raise UsageError(
+                f"{name} was given an empty value",
+                hint=f"give {name} a value, or leave it out for the default",
+            )
+
+
+def _all_commands(command: click.Command) -> list[click.Command]:
+    if not isinstance(command, click.Group):
+        return [command]
+    return [command, *(c for sub in command.commands.values() for c in _all_commands(sub))]

@@ -42,12 +42,19 @@ class PromptFirstGroup(click.Group):
         group_flag = bool(args) and args[0] in ("--help", "-h", "--version")
         if group_flag or (args and args[0] in self.commands):
             return super().parse_args(ctx, args)
+        from local_brain.argv import dispatch, only_leading_options
+
         if ctx.resilient_parsing:  # completing: offer command names, else the main command's
-            return super().parse_args(ctx, [DEFAULT_COMMAND, *args] if args else args)
-        from local_brain.argv import dispatch
+            if only_leading_options(self, DEFAULT_COMMAND, args):  # `--json do<TAB>`
+                return super().parse_args(ctx, [])
+            try:  # `--json doctor --<TAB>`: the subcommand's options
+                return super().parse_args(ctx, dispatch(self, DEFAULT_COMMAND, args).args)
+            except LocalBrainError:  # a word like a mistyped command: the question's
+                return super().parse_args(ctx, [DEFAULT_COMMAND, *args])
 
         routed = dispatch(self, DEFAULT_COMMAND, args)
-        for name in routed.ignored:
+        quiet = any(name in ("-q", "--quiet") for name in routed.ignored)
+        for name in [] if quiet else routed.ignored:  # -q asked for silence: no notice
             click.echo(
                 f"local-brain: {name} does not apply to `{routed.args[0]}`: ignored", err=True
             )
@@ -196,7 +203,10 @@ def read_prompt(prompt: str | None) -> str:
     piped = _read_piped_stdin() if prompt in (None, "-") or _stdin_is_piped() else None
     if prompt in (None, "-"):
         if piped is None:
-            raise UsageError("no prompt: pass a question, or pipe one on standard input")
+            raise UsageError(
+                "no prompt: pass a question, or pipe one on standard input",
+                hint='local-brain "Where is X handled?"; local-brain --help for the options',
+            )
         task = piped
     else:
         if len(prompt) > MAX_PROMPT_CHARS:
@@ -210,7 +220,10 @@ def read_prompt(prompt: str | None) -> str:
                 f"{prompt}\n\n--- context from standard input ---\n{piped}\n--- end of context ---"
             )
     if not task.strip():
-        raise UsageError("the prompt is empty")
+        raise UsageError(
+            "the question is empty (standard input held only blank space)",
+            hint='pipe the question as text, or pass it as the argument: local-brain "…"',
+        )
     return task
 
 
@@ -266,13 +279,31 @@ def main(argv: list[str] | None = None) -> NoReturn:
     of ours, and only with -v."""
     args = sys.argv[1:] if argv is None else argv
     verbose = any(arg in ("-v", "--verbose") for arg in args)
-    as_json = "--json" in args
+    as_json = _wants_json(args)
     with InterruptGuard() as guard:
         _main(args, verbose, as_json, guard)
 
 
+def _wants_json(args: list[str]) -> bool:
+    """Whether an error should also be a JSON document: --json given to a command that
+    takes it (not one it was dropped from with a notice, such as `--json config`)."""
+    if "--json" not in args:
+        return False
+    if args[0] in cli.commands or args[0] in ("--help", "-h", "--version"):
+        return True
+    from local_brain.argv import dispatch
+
+    try:
+        return "--json" in dispatch(cli, DEFAULT_COMMAND, args).args
+    except LocalBrainError:  # a mistyped command: the error itself is reported below
+        return True
+
+
 def _main(args: list[str], verbose: bool, as_json: bool, guard: InterruptGuard) -> NoReturn:
     try:
+        from local_brain.argv import refuse_empty_values
+
+        refuse_empty_values(cli, args)
         cli.main(args=args, prog_name="local-brain", standalone_mode=False)
     except click.exceptions.Exit as done:
         flush_stdout()
@@ -286,8 +317,7 @@ def _main(args: list[str], verbose: bool, as_json: bool, guard: InterruptGuard) 
     except ReaderLeft:
         reader_left()
     except click.ClickException as error:
-        hint = "see local-brain --help"
-        _fail(_click_message(error), ExitStatus.USAGE, hint, as_json)
+        _fail(_click_message(error), ExitStatus.USAGE, _help_hint(error), as_json)
     except LocalBrainError as error:
         if error.exit_status == ExitStatus.INTERRUPTED:
             message, hint = error.message, error.hint
@@ -329,10 +359,22 @@ _CLICK_WORDING = (
 
 def _click_message(error: click.ClickException) -> str:
     """Click's message, in plainer words where its own are odd."""
+    if isinstance(error, click.exceptions.NoArgsIsHelpError):  # its message is the help page
+        group = error.ctx.command
+        names = group.list_commands(error.ctx) if isinstance(group, click.Group) else []
+        return f"{error.ctx.command_path} needs a command: {', '.join(names)}"
     message = error.format_message()
     for pattern, replacement in _CLICK_WORDING:
         message = pattern.sub(replacement, message)
     return message
+
+
+def _help_hint(error: click.ClickException) -> str:
+    """``see local-brain [COMMAND ...] --help`` for the command the error is about."""
+    ctx = getattr(error, "ctx", None)
+    if ctx is None or ctx.parent is None or ctx.command.name == DEFAULT_COMMAND:
+        return "see local-brain --help"
+    return f"see {ctx.command_path} --help"
 
 
 def _fail(

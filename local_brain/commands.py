@@ -79,7 +79,36 @@ def model_settings(
 ) -> tuple[Any, bool]:
     """Settings from the model flags, and whether they ask for team mode."""
     team = multi_agent or bool(model_flags.get("manager")) or bool(model_flags.get("worker"))
-    return load(config_file, **model_flags), team
+    return check_urls(load(config_file, **model_flags)), team
+
+
+def check_urls(settings: Any) -> Any:
+    """Refuse a server address without http:// or https:// (``localhost:11434``, as Ollama's
+    own OLLAMA_HOST allows): left alone it fails late, as "cannot reach" or worse."""
+    from local_brain.errors import ConfigError
+
+    def bad(url: Any) -> bool:
+        return isinstance(url, str) and not url.lower().startswith(("http://", "https://"))
+
+    if bad(settings.api_base):
+        raise UsageError(
+            f"--api-base {settings.api_base}: not a URL (it needs http:// or https://)",
+            hint=f"e.g. --api-base http://{settings.api_base}",
+        )
+    if bad(settings.ollama_api_base):
+        raise ConfigError(
+            f"OLLAMA_API_BASE={settings.ollama_api_base}: not a URL (it needs http:// or https://)",
+            hint=f"e.g. export OLLAMA_API_BASE=http://{settings.ollama_api_base}",
+        )
+    for entry in settings.model_list:
+        url = (entry.get("litellm_params") or {}).get("api_base")
+        if bad(url):
+            raise ConfigError(
+                f"model {entry.get('model_name')}: api_base {url} is not a URL (it needs "
+                "http:// or https://)",
+                hint=f"write it as http://{url} in the config",
+            )
+    return settings
 
 
 def choose_root(root: Path | None) -> Path:
@@ -88,9 +117,15 @@ def choose_root(root: Path | None) -> Path:
     are refused unless named explicitly."""
     if root is not None:
         if not root.exists():
-            raise UsageError(f"--root {root}: no such directory")
+            raise UsageError(
+                f"--root {root}: no such directory",
+                hint="give --root an existing directory, or leave it out to use the git "
+                "top-level of the current directory",
+            )
         if not root.is_dir():
-            raise UsageError(f"--root {root}: not a directory")
+            raise UsageError(
+                f"--root {root}: not a directory", hint="give --root the repository's directory"
+            )
         return root.resolve()
     cwd = Path.cwd()
     git = find_program("git", cwd) or "git-not-found"  # never a git committed in the tree
@@ -148,12 +183,21 @@ def tool_command(name: str, arguments: tuple[str, ...], root: Path | None) -> No
 
     specs = all_tools()
     if name not in specs:
-        raise UsageError(f"unknown tool {name!r}; choose from {', '.join(specs)}")
+        import difflib
+
+        close = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.6)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(f"unknown tool {name!r}", hint=f"{guess}the tools: {', '.join(specs)}")
     kwargs: dict[str, str] = {}
     for argument in arguments:
         key, sep, value = argument.partition("=")
         if not sep or not key:
-            raise UsageError(f"tool arguments are key=value pairs, got {argument!r}")
+            params = specs[name].params
+            example = f"local-brain tool {name} {params[0].name}={argument}" if params else ""
+            raise UsageError(
+                f"tool arguments are key=value pairs, got {argument!r}",
+                hint=f"e.g. {example}" if example else f"{name} takes no arguments",
+            )
         kwargs[key] = value
     workspace = Workspace(choose_root(root))
     result = specs[name].run(workspace, **kwargs)
@@ -191,7 +235,7 @@ def models_command(config_file: Path | None, api_base: str | None, as_json: bool
     from local_brain import inventory
     from local_brain.models import gguf_report
 
-    settings = load(config_file, api_base=api_base)
+    settings = check_urls(load(config_file, api_base=api_base))
     data = inventory.describe_models(settings)
     data["gguf"] = gguf_report.describe(settings)  # in-process llamacpp/ models
     text = "\n".join(

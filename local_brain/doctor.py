@@ -263,6 +263,9 @@ def _endpoint_check(endpoint: _Endpoint) -> Check:
         )
     if endpoint.busy:
         return Check(name, False, f"{kind}, busy: {endpoint.error}", BUSY_HINT)
+    if not endpoint.url.lower().startswith(("http://", "https://")):
+        fix = f"write the address as a URL: http://{endpoint.url}"
+        return Check(name, False, "not a URL (it needs http:// or https://)", fix)
     if endpoint.ollama:
         fix = "start Ollama with `ollama serve`, or check api_base / OLLAMA_API_BASE"
     else:
@@ -346,6 +349,10 @@ def _context_checks(
     ollama = [r for r in _unique(routes) if r.is_ollama and r.api_base]
     if not routes:
         return []
+    if not ollama and is_llamacpp(routes[0].model):  # in-process: what the engine allocates
+        from local_brain.models.gguf_report import context_check
+
+        return [context_check(routes[0].label, routes[0].model, routes[0].num_ctx or 0)]
     if not ollama:
         return [
             Check(f"context {routes[0].label}", True, "not an Ollama model: the server sets it")

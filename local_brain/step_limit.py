@@ -42,9 +42,12 @@ def step_limit_error(agent: Any, max_steps: int) -> StepLimitExceeded:
     steps = f"{max_steps} step{'' if max_steps == 1 else 's'}"
     unusable, total = unusable_replies(agent)
     if total and unusable == total:
+        if total == 1:
+            cause = "the model's reply was unusable (it held no code block to run)"
+        else:
+            cause = f"the model's replies were unusable (none of its {total} held a code block)"
         return StepLimitExceeded(
-            f"no answer after {steps}: the model's replies were unusable "
-            f"(none of its {total} repl{'y' if total == 1 else 'ies'} held a code block to run)",
+            f"no answer after {steps}: {cause}",
             hint="try a stronger model with -m, or compare models with `local-brain eval`; "
             "see the replies with -v",
         )

@@ -35,6 +35,13 @@ _BROKEN_OFF = (
     "remoteprotocolerror",
     "connection reset by peer",
 )
+_UNRESOLVED = (  # the resolver's words: no network, or a mistyped host
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname provided",
+    "getaddrinfo failed",
+    "no address associated with hostname",
+)
 _LIMIT = 200
 
 Hint = Literal["timeout", "connection", "not_found", "key", "busy", "default"]
@@ -88,7 +95,13 @@ def backend_error_from(
         raw = str(current)
         detail = distill(current)
         if any(marker in raw for marker in _MISSING_KEY):
-            return BackendUnavailable(f"no API key for model {model}", _missing_key_hint(route))
+            return BackendUnavailable(f"no API key for model {model}", missing_key_hint(route))
+        if any(marker in raw.lower() for marker in _UNRESOLVED):  # whatever class wraps it
+            where = "model provider" if route.kind == "hosted" else "model server"
+            return BackendUnavailable(
+                f"cannot reach the {where} for model {model}: its host name does not resolve",
+                hints.unreachable_hint(route),
+            )
         for classes, summary, kind in _kinds():
             if isinstance(current, classes):
                 if kind in ("connection", "default") and _broken_off(raw):
@@ -119,7 +132,7 @@ def _hint(kind: Hint, route: hints.RouteInfo, settings: Settings | None, model: 
     return DEFAULT_HINT
 
 
-def _missing_key_hint(route: hints.RouteInfo) -> str:
+def missing_key_hint(route: hints.RouteInfo) -> str:
     variables = hints.key_variables(route.provider)
     if route.kind == "proxy":
         return f"set {variables[0]} (the LiteLLM Proxy's key), or api_key in the config"
@@ -165,7 +178,8 @@ def distill(error: BaseException | str, limit: int = _LIMIT) -> str:
         if stripped == text:
             break
         text = stripped
-    text = _from_json(text) or _from_html(text) or text
+    text = _from_json(text) or text
+    text = _from_html(text) or text  # an HTML page, raw or as a JSON error's message
     text = text.strip() or (type(error).__name__ if isinstance(error, BaseException) else "")
     return text[:limit] + ("…" if len(text) > limit else "")
 

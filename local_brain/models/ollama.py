@@ -103,6 +103,13 @@ class OllamaClient:
         try:
             payload = request_json(self.api_base + "/api/tags", timeout=self.timeout)
         except ServerError as error:
+            if is_busy(error):  # it is there: `ollama serve` is no fix
+                raise ServerError(
+                    f"the Ollama server at {self.api_base} is busy ({error.reason})",
+                    error.reason,
+                    error.status,
+                    BUSY_HINT,
+                ) from None
             raise ServerError(
                 f"cannot reach Ollama at {self.api_base} ({error.reason})",
                 error.reason,

@@ -62,7 +62,8 @@ class NotAChatStream(Exception):
     """The server answered, but not with a stream of chat chunks."""
 
     def __init__(self, lines: int) -> None:
-        super().__init__(f"the answer is not a chat stream ({lines} lines that are not JSON)")
+        what = "1 line that is" if lines == 1 else f"{lines} lines that are"
+        super().__init__(f"the answer is not a chat stream ({what} not JSON)")
 
 
 @dataclass
