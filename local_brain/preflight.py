@@ -23,14 +23,6 @@ from local_brain.models.ollama import OllamaClient, ServerError
 PROBE_TIMEOUT_S = 2.0  # a server slower than this is left to the run to judge
 # Providers that may authenticate without a key variable (Azure AD tokens, OAuth logins).
 _KEY_NOT_ALWAYS_NEEDED = frozenset({"azure", "azure_ai", "github_copilot"})
-_UNREACHABLE_MARKERS = (
-    "connection refused",
-    "name or service not known",
-    "nodename nor servname",
-    "no route to host",
-    "network is unreachable",
-    "temporary failure in name resolution",
-)
 
 
 def check_models(settings: Settings, names: list[str], timeout: float = PROBE_TIMEOUT_S) -> None:
@@ -81,7 +73,7 @@ def _check_server(api_base: str, served_names: list[str], timeout: float) -> Non
     try:
         installed = OllamaClient(api_base, timeout).tags()
     except ServerError as error:
-        if error.status is None and error.reason.lower().startswith(_UNREACHABLE_MARKERS):
+        if error.unreachable:
             raise BackendUnavailable(
                 f"cannot reach the Ollama server at {api_base} ({error.reason}) "
                 f"for model {served_names[0]}",

@@ -9,9 +9,11 @@ few words (``connection refused``, ``HTTP 404 Not Found``, ``no answer within 2 
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import re
+import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -27,14 +29,21 @@ class ServerError(BackendUnavailable):
     """A model server could not be asked, or did not answer as expected.
 
     ``reason`` is the short cause; ``status`` the HTTP status when the server answered with
-    an error (it is reachable then)."""
+    an error (it is reachable then); ``unreachable`` whether nothing answered at all (the
+    connection refused, the host unknown or out of reach), as opposed to slow or odd."""
 
     def __init__(
-        self, message: str, reason: str, status: int | None = None, hint: str | None = None
+        self,
+        message: str,
+        reason: str,
+        status: int | None = None,
+        hint: str | None = None,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(message, hint)
         self.reason = reason
         self.status = status
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,15 @@ def request_json(
         raise ServerError(f"{url}: {reason}", reason, status=error.code) from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         reason = _reason(error, timeout)
-        raise ServerError(f"{url}: {reason}", reason) from None
+        unreachable = _is_unreachable(getattr(error, "reason", None) or error)
+        raise ServerError(f"{url}: {reason}", reason, unreachable=unreachable) from None
+
+
+def _is_unreachable(cause: object) -> bool:
+    """Nothing answered: refused, no such host, or no route to it."""
+    if isinstance(cause, (ConnectionRefusedError, socket.gaierror)):
+        return True
+    return isinstance(cause, OSError) and cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH)
 
 
 def _reason(error: BaseException, timeout: float) -> str:
@@ -115,6 +132,7 @@ class OllamaClient:
                 error.reason,
                 error.status,
                 UNREACHABLE_HINT,
+                unreachable=error.unreachable,
             ) from None
         try:
             models = [_installed(entry) for entry in payload.get("models") or []]
